@@ -1,0 +1,82 @@
+"""AGS: the share of the label's centre line that the prediction covers (paper Sec. 2.2; our reading)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.utils import MetricReduction
+
+from contextloss_monai.metrics.base import TopologyMetric, per_sample_and_channel, prepare_binary_pair
+from contextloss_monai.topology.skeleton import skeletonize_exact
+from contextloss_monai.topology.tiling import check_tile_shape, tile_slices
+
+__all__ = ["AGSMetric", "compute_ags"]
+
+
+def ags_of_image(pred: np.ndarray, label: np.ndarray, patch_size: Sequence[int] | int | None = None) -> float:
+    """AGS of one binary image pair: mean over the tiles whose label skeleton is not empty, NaN if none is."""
+    values = []
+    for tile in tile_slices(label.shape, patch_size):
+        skel = skeletonize_exact(label[tile])
+        length = np.count_nonzero(skel)
+        if length:
+            values.append(100.0 * np.count_nonzero(skel & pred[tile]) / length)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def compute_ags(
+    y_pred: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    include_background: bool = True,
+    patch_size: Sequence[int] | int | None = None,
+) -> torch.Tensor:
+    """
+    AGS ``= 100 · |skel(Y) ∧ P| / |skel(Y)|`` (%): how much of the label's centre line (exact skeleton,
+    scikit-image) the prediction covers, i.e. has no gap. Higher is better; 100 for a prediction without
+    gaps, lowered by each gap's share of the skeleton; false positives do not change it. Our reading of the
+    paper's new metric (its formula is not in the text).
+
+    Per tile; the image value is the mean over tiles whose label skeleton is not empty. A tile without label
+    has nothing to cover and is skipped; an image without any label gives NaN, which MONAI's reductions
+    leave out (counted by ``get_not_nans``), as ``DiceMetric`` does for empty ground truth.
+
+    Args:
+        y_pred: binarized prediction, one-hot ``(B, C, H, W)`` or ``(B, C, H, W, D)``.
+        y: binary label of the same shape.
+        include_background: whether to evaluate the first channel.
+        patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image.
+
+    Returns:
+        a float tensor ``(B, C)`` in [0, 100] (NaN for an empty label).
+
+    Raises:
+        ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
+    """
+    pred, label = prepare_binary_pair(y_pred, y, include_background)
+    check_tile_shape(patch_size, pred.shape[2:])
+    return per_sample_and_channel(pred, label, lambda p, t: ags_of_image(p, t, patch_size))
+
+
+class AGSMetric(TopologyMetric):
+    """
+    AGS as a MONAI cumulative metric; see :func:`compute_ags`.
+
+    Args:
+        include_background: whether to evaluate the first channel.
+        reduction: MONAI reduction for :meth:`aggregate` (NaN values of empty labels are left out).
+        get_not_nans: whether :meth:`aggregate` also returns the number of non-NaN values.
+        patch_size: tile size (``None`` = whole image).
+    """
+
+    compute_fn = staticmethod(compute_ags)
+
+    def __init__(
+        self,
+        include_background: bool = True,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        patch_size: Sequence[int] | int | None = None,
+    ) -> None:
+        super().__init__(include_background, reduction, get_not_nans, patch_size=patch_size)

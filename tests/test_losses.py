@@ -1,0 +1,247 @@
+"""ContextLoss and the clDice baselines: values, gradients, MONAI compatibility, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import line_with_gap, logits_from, tube_with_gap
+from monai.losses import DeepSupervisionLoss, DiceCELoss, DiceLoss, SoftclDiceLoss, SoftDiceclDiceLoss
+
+from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, pixelwise_cross_entropy
+from contextloss_monai.topology import critical_pixel_mask
+
+
+def _dice_ce(alpha=0.5, **kwargs):
+    return DiceCELoss(lambda_dice=1 - alpha, lambda_ce=alpha, **kwargs)
+
+
+def test_perfect_prediction_gives_the_scaled_pixel_loss():
+    _, label = line_with_gap()
+    logits = logits_from(label)
+    loss = ContextLoss(gamma=0.2, softmax=True)(logits, torch.cat([~label, label], 1).float())
+    reference = _dice_ce(softmax=True, include_background=False)(logits, torch.cat([~label, label], 1).float())
+    assert torch.allclose(loss, 0.8 * reference)
+
+
+def _fixed_mask_loss(logits, onehot, mask, gamma=0.2, alpha=0.5):
+    """Eq. 2 with a given mask on the foreground channel, written out by hand."""
+    pixel = _dice_ce(alpha, softmax=True, include_background=False)(logits, onehot)
+    probs = torch.softmax(logits, 1)[:, 1:]
+    y = onehot[:, 1:]
+    inter = (probs * mask * y * mask).sum()
+    dice = 1 - (2 * inter + 1e-5) / ((probs * mask).sum() + (y * mask).sum() + 1e-5)
+    ce = (pixelwise_cross_entropy(logits, onehot) * mask).sum() / mask.sum()
+    return (1 - gamma) * pixel + gamma * ((1 - alpha) * dice + alpha * ce)
+
+
+def test_value_and_gradient_match_eq2_with_a_detached_mask():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    base = logits_from(pred) + 0.3 * torch.randn(1, 2, 9, 40, generator=torch.Generator().manual_seed(0))
+    a = base.clone().requires_grad_()
+    b = base.clone().requires_grad_()
+    loss = ContextLoss(gamma=0.2, softmax=True)(a, onehot)
+    mask = critical_pixel_mask(pred, label).float()
+    assert mask.sum() == 12
+    reference = _fixed_mask_loss(b, onehot, mask)
+    assert torch.allclose(loss, reference, atol=1e-6)
+    loss.backward()
+    reference.backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-6)
+    assert torch.isfinite(a.grad).all()
+
+
+def test_restricted_term_pushes_the_gap_harder_than_the_pixel_loss():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    grads = {}
+    for gamma in (0.0, 0.5):
+        logits = logits_from(pred).requires_grad_()
+        ContextLoss(gamma=gamma, softmax=True)(logits, onehot).backward()
+        grads[gamma] = logits.grad[0, 1]
+    gap = (label & ~pred)[0, 0]
+    # relative to the rest of the image, the gap's foreground logits get a larger push with the mask
+    ratio = {g: grads[g][gap].abs().mean() / grads[g][~gap].abs().mean() for g in grads}
+    assert ratio[0.5] > 3 * ratio[0.0]
+    assert (grads[0.5][gap] < 0).all(), "descending the loss raises the foreground logit in the gap"
+
+
+def test_loss_is_lower_after_the_gap_is_filled():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    loss_fn = ContextLoss(gamma=0.2, softmax=True)
+    assert loss_fn(logits_from(label), onehot) < loss_fn(logits_from(pred), onehot)
+
+
+def test_empty_label_and_empty_mask_give_finite_loss_and_gradient():
+    empty = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    for logits in (logits_from(empty), torch.randn(2, 2, 16, 16)):
+        logits = logits.clone().requires_grad_()
+        loss = ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True)(logits, empty.float())
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_gradient_flows_only_through_the_prediction():
+    pred, label = line_with_gap()
+    target = torch.cat([~label, label], 1).float().requires_grad_()
+    logits = logits_from(pred).requires_grad_()
+    ContextLoss(gamma=0.2, softmax=True)(logits, target).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    # the mask is computed from the target without gradient; only the pixel terms touch the target
+    mask_free = ContextLoss(gamma=0.0, softmax=True)(logits.detach(), target)
+    assert mask_free.requires_grad
+
+
+def test_sigmoid_single_channel_path():
+    pred, label = line_with_gap()
+    logits = ((pred.float() * 2 - 1) * 4).requires_grad_()
+    loss = ContextLoss(gamma=0.2, sigmoid=True)(logits, label.float())
+    pixel = _dice_ce(sigmoid=True)(logits, label.float())
+    assert loss > 0.8 * pixel  # the gap adds a restricted term
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[label & ~pred] < 0).all()
+    perfect = ContextLoss(gamma=0.2, sigmoid=True)(((label.float() * 2 - 1) * 4), label.float())
+    assert torch.allclose(perfect, 0.8 * _dice_ce(sigmoid=True)((label.float() * 2 - 1) * 4, label.float()))
+
+
+def test_multi_class_one_mask_per_class():
+    pred_gap, label_line = line_with_gap()
+    # class 1: the line with a gap; class 2: a perfectly predicted block
+    labels = torch.zeros(1, 1, 9, 40)
+    labels[label_line] = 1
+    labels[..., 0:2, 0:10] = 2
+    prediction = torch.zeros(1, 1, 9, 40, dtype=torch.long)
+    prediction[pred_gap] = 1
+    prediction[..., 0:2, 0:10] = 2
+    logits = 4 * torch.nn.functional.one_hot(prediction[:, 0], 3).permute(0, 3, 1, 2).float()
+    loss_fn = ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True)
+    onehot = torch.nn.functional.one_hot(labels[:, 0].long(), 3).permute(0, 3, 1, 2).float()
+    pixel = _dice_ce(softmax=True, include_background=False)(logits, onehot)
+    mask = torch.zeros(1, 2, 9, 40)
+    mask[:, 0] = (label_line & ~pred_gap)[:, 0]
+    probs = torch.softmax(logits, 1)[:, 1:]
+    dice = DiceLoss(reduction="none")(probs * mask, onehot[:, 1:] * mask).flatten()[0]  # only class 1 has a mask
+    ce = (pixelwise_cross_entropy(logits, onehot)[:, 0] * mask[:, 0]).sum() / mask.sum()
+    expected = 0.8 * pixel + 0.2 * (0.5 * dice + 0.5 * ce)
+    assert torch.allclose(loss_fn(logits, labels), expected, atol=1e-6)
+
+
+def test_alpha_zero_is_dice_only_and_gamma_zero_is_dice_ce():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    logits = logits_from(pred)
+    dice_ce = _dice_ce(softmax=True, include_background=False)(logits, onehot)
+    assert torch.allclose(ContextLoss(gamma=0.0, softmax=True)(logits, onehot), dice_ce)
+    dice_only = ContextLoss(gamma=0.2, alpha=0.0, softmax=True)(logits, onehot)
+    mask = critical_pixel_mask(pred, label).float()
+    probs = torch.softmax(logits, 1)[:, 1:]
+    restricted = DiceLoss()(probs * mask, onehot[:, 1:] * mask)
+    expected = 0.8 * DiceLoss(softmax=True, include_background=False)(logits, onehot) + 0.2 * restricted
+    assert torch.allclose(dice_only, expected, atol=1e-6)
+
+
+def test_thin_context_uses_the_error_skeleton():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    logits = logits_from(pred)
+    thin = ContextLoss(gamma=0.2, softmax=True, context=False)(logits, onehot)
+    mask = critical_pixel_mask(pred, label, context=False).float()
+    assert mask.sum() == 4
+    assert torch.allclose(thin, _fixed_mask_loss(logits, onehot, mask), atol=1e-6)
+
+
+def test_soft_and_exact_skeleton_losses_agree_on_the_gap():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    logits = logits_from(pred)
+    soft = ContextLoss(skeleton="soft", softmax=True)(logits, onehot)
+    exact = ContextLoss(skeleton="exact", softmax=True)(logits, onehot)
+    assert torch.allclose(soft, exact)
+
+
+def test_3d_tube_gap_loss():
+    pred, label = tube_with_gap()
+    logits = logits_from(pred).requires_grad_()
+    loss = ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True)(logits, label.float())
+    loss.backward()
+    gap = (label & ~pred)[0, 0]
+    assert torch.isfinite(logits.grad).all() and (logits.grad[0, 1][gap] < 0).all()
+    filled = ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True)(logits_from(label), label.float())
+    assert filled < loss
+
+
+@pytest.mark.parametrize("loss_fn", [ContextLoss(softmax=True), CompoundClDiceLoss(gamma=0.2, softmax=True)])
+def test_losses_work_inside_deep_supervision(loss_fn):
+    pred, label = line_with_gap()
+    label = torch.nn.functional.pad(label, (0, 0, 0, 7))  # 16 x 40, divisible by 2
+    onehot = torch.cat([~label, label], 1).float()
+    outputs = [torch.randn(1, 2, 16, 40, requires_grad=True), torch.randn(1, 2, 8, 20, requires_grad=True)]
+    loss = DeepSupervisionLoss(loss_fn, weight_mode="exp")(outputs, onehot)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(o.grad).all() and o.grad.abs().sum() > 0 for o in outputs)
+
+
+def test_cldice_baseline_is_monai_soft_dice_cldice():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    logits = logits_from(pred) + torch.randn(1, 2, 9, 40, generator=torch.Generator().manual_seed(1))
+    ours = ClDiceLoss(gamma=0.3, iters=10, softmax=True)(logits, onehot)
+    theirs = SoftDiceclDiceLoss(iter_=10, alpha=0.3, softmax=True)(logits, onehot)
+    assert torch.allclose(ours, theirs)
+
+
+def test_compound_cldice_is_weighted_pixel_loss_plus_cldice():
+    pred, label = line_with_gap()
+    onehot = torch.cat([~label, label], 1).float()
+    logits = logits_from(pred) + torch.randn(1, 2, 9, 40, generator=torch.Generator().manual_seed(2))
+    ours = CompoundClDiceLoss(gamma=0.3, alpha=0.5, iters=10, softmax=True)(logits, onehot)
+    pixel = _dice_ce(softmax=True, include_background=False)(logits, onehot)
+    cl = SoftclDiceLoss(iter_=10, softmax=True, include_background=False)(logits, onehot)
+    assert torch.allclose(ours, 0.7 * pixel + 0.3 * cl)
+    assert torch.allclose(CompoundClDiceLoss(gamma=0.0, softmax=True)(logits, onehot), pixel)
+    onehot_from_index = CompoundClDiceLoss(gamma=0.3, iters=10, softmax=True, to_onehot_y=True)(logits, label.float())
+    assert torch.allclose(onehot_from_index, ours)
+
+
+@pytest.mark.parametrize(
+    "factory, match",
+    [
+        (lambda: ContextLoss(gamma=1.5), "gamma"),
+        (lambda: ContextLoss(gamma=-0.1), "gamma"),
+        (lambda: ContextLoss(alpha=2), "alpha"),
+        (lambda: ContextLoss(skeleton="medial"), "skeleton"),
+        (lambda: ContextLoss(iters=0), "iters"),
+        (lambda: ContextLoss(spacing=(1.0, -1.0)), "spacing"),
+        (lambda: ContextLoss(sigmoid=True, softmax=True), "sigmoid"),
+        (lambda: CompoundClDiceLoss(gamma=1.2), "gamma"),
+        (lambda: CompoundClDiceLoss(iters=-3), "iters"),
+        (lambda: ClDiceLoss(gamma=3), "gamma"),
+    ],
+)
+def test_bad_arguments_raise_value_error(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+@pytest.mark.parametrize(
+    "logits, target, kwargs, match",
+    [
+        (torch.randn(1, 2, 8, 8), torch.zeros(1, 2, 8, 9), {}, "spatial"),
+        (torch.randn(1, 2, 8, 8), torch.zeros(1, 2, 8, 8, 1), {}, "dimensions"),
+        (torch.randn(2, 8, 8), torch.zeros(2, 8, 8), {}, "4D"),
+        (torch.randn(1, 2, 8, 8), torch.full((1, 2, 8, 8), 0.5), {}, "binary"),
+        (torch.randn(1, 3, 8, 8), torch.zeros(1, 2, 8, 8), {}, "channels"),
+        (torch.randn(1, 2, 8, 8), torch.full((1, 1, 8, 8), 2.0), {"to_onehot_y": True}, "class indices"),
+    ],
+)
+def test_bad_input_raises_value_error(logits, target, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ContextLoss(softmax=True, **kwargs)(logits, target)
+
+
+def test_spacing_of_the_wrong_length_is_reported_at_call_time():
+    with pytest.raises(ValueError, match="spacing"):
+        ContextLoss(softmax=True, to_onehot_y=True, spacing=(1.0, 1.0, 2.0))(
+            torch.randn(1, 2, 8, 8), torch.zeros(1, 1, 8, 8)
+        )

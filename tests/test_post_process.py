@@ -1,0 +1,85 @@
+"""Topological post-processing (paper Alg. 2): keep fine-tuned components that overlap the pretrained ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from contextloss_monai.transforms import TopologicalPostProcess, TopologicalPostProcessd
+
+
+def scene():
+    """Pretrained: a line with a gap (two pieces). Fine-tuned: the gap bridged, plus a new isolated blob."""
+    pretrained = np.zeros((1, 16, 32), np.float32)
+    pretrained[0, 7:10, 2:14] = 1
+    pretrained[0, 7:10, 18:30] = 1
+    finetuned = pretrained.copy()
+    finetuned[0, 7:10, 14:18] = 1  # the bridge
+    finetuned[0, 1:4, 25:28] = 1  # a new blob
+    return finetuned, pretrained
+
+
+def test_keeps_the_bridge_drops_the_new_blob_and_adds_nothing():
+    finetuned, pretrained = scene()
+    out = TopologicalPostProcess()(finetuned, pretrained)
+    expected = finetuned.copy()
+    expected[0, 1:4, 25:28] = 0
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == finetuned.dtype and ((out == 1) <= (finetuned == 1)).all()
+
+
+def test_a_pretrained_component_missing_in_finetuned_is_not_added():
+    finetuned, pretrained = scene()
+    pretrained[0, 12:15, 5:8] = 1  # only in the pretrained prediction
+    out = TopologicalPostProcess()(torch.from_numpy(finetuned), torch.from_numpy(pretrained))
+    assert isinstance(out, torch.Tensor) and out[0, 12:15, 5:8].sum() == 0
+
+
+def test_connectivity_decides_whether_a_diagonal_neighbour_is_kept():
+    pretrained = np.zeros((1, 8, 8), np.uint8)
+    pretrained[0, 2, 2] = 1
+    finetuned = pretrained.copy()
+    finetuned[0, 3, 3] = 1  # touches the pretrained pixel only at a corner
+    assert TopologicalPostProcess()(finetuned, pretrained)[0, 3, 3] == 1
+    assert TopologicalPostProcess(connectivity=4)(finetuned, pretrained)[0, 3, 3] == 0
+
+
+def test_per_channel_3d_and_batched_layouts():
+    rng = np.random.default_rng(0)
+    pre = rng.random((2, 3, 10, 10, 6)) < 0.05
+    fine = rng.random((2, 3, 10, 10, 6)) < 0.3
+    batched = TopologicalPostProcess(spatial_dims=3)(fine, pre)
+    for b in range(2):
+        per_sample = TopologicalPostProcess()(fine[b], pre[b])
+        np.testing.assert_array_equal(batched[b], per_sample)
+        for c in range(3):
+            np.testing.assert_array_equal(per_sample[c], TopologicalPostProcess()(fine[b, c : c + 1], pre[b, c : c + 1])[0])
+    assert (batched <= fine).all()
+
+
+def test_dictionary_version_and_meta_tensor():
+    finetuned, pretrained = scene()
+    data = {"pred": MetaTensor(torch.from_numpy(finetuned), affine=torch.eye(4) * 2), "pred_pretrained": pretrained}
+    out = TopologicalPostProcessd(keys="pred", pretrained_key="pred_pretrained")(data)
+    assert isinstance(out["pred"], MetaTensor) and out["pred"][0, 1:4, 25:28].sum() == 0
+    assert torch.equal(out["pred"].affine, data["pred"].affine)
+    with pytest.raises(KeyError, match="pretrained_key"):
+        TopologicalPostProcessd(keys="pred", pretrained_key="missing")(data)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: TopologicalPostProcess()(np.zeros((1, 8, 8)), np.zeros((1, 8, 9))), "same shape"),
+        (lambda: TopologicalPostProcess()(np.zeros((8,)), np.zeros((8,))), "channel-first"),
+        (lambda: TopologicalPostProcess()(np.full((1, 8, 8), 0.5), np.zeros((1, 8, 8))), "finetuned"),
+        (lambda: TopologicalPostProcess(connectivity=5), "connectivity"),
+        (lambda: TopologicalPostProcess(connectivity=6)(np.zeros((1, 8, 8)), np.zeros((1, 8, 8))), "connectivity"),
+        (lambda: TopologicalPostProcess(spatial_dims=4), "spatial_dims"),
+    ],
+)
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
