@@ -1,0 +1,168 @@
+"""The dataset folder every bundle reads: NIfTI images and labels plus a Decathlon-style datalist.
+
+Layout (nnU-Net / Medical Segmentation Decathlon naming)::
+
+    DIR/
+      dataset.json          # datalist: "training" (each item with a "fold" 0..4) and "test"
+      imagesTr/CASE.nii.gz  labelsTr/CASE.nii.gz  [masksTr/CASE.nii.gz]
+      imagesTs/CASE.nii.gz  labelsTs/CASE.nii.gz  [masksTs/CASE.nii.gz]
+
+Images are stored channel-last: 2D RGB as ``(H, W, 3)``, 3D multi-channel as ``(X, Y, Z, C)``; a
+single-channel 3D volume as ``(X, Y, Z)``. Labels are ``uint8`` in ``{0, 1}``. The NIfTI header holds the
+voxel spacing in millimetres. ``dataset.json`` loads with MONAI's ``load_decathlon_datalist``; the
+helpers here add what a bundle needs on top: a clear error for a missing datalist or missing files and
+the train / validation split of one cross-validation fold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DATALIST_NAME",
+    "assign_folds",
+    "check_binary_label",
+    "load_datalist",
+    "save_nifti",
+    "staging_folder",
+    "write_datalist",
+]
+
+DATALIST_NAME = "dataset.json"
+_ROLES = ("train", "val", "training", "test")
+
+
+def save_nifti(array: np.ndarray, path: str | os.PathLike, spacing: Sequence[float]) -> Path:
+    """Write ``array`` as a compressed NIfTI file whose affine holds ``spacing`` (mm) on the diagonal.
+
+    Args:
+        array: spatial axes first, an optional channel axis last (``len(spacing)`` spatial axes).
+        path: output file, ``.nii.gz``.
+        spacing: voxel size per spatial axis in millimetres.
+
+    Returns:
+        the path written.
+    """
+    import nibabel as nib
+
+    spacing = [float(s) for s in spacing]
+    affine = np.diag(spacing + [1.0] * (4 - len(spacing)))
+    image = nib.Nifti1Image(np.asarray(array), affine)
+    image.header.set_xyzt_units("mm")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, str(path))
+    return path
+
+
+def check_binary_label(label: np.ndarray, source: str) -> np.ndarray:
+    """Return ``label`` as ``uint8`` in ``{0, 1}``; a label with two values is mapped ``min -> 0, max -> 1``.
+
+    Raises:
+        ValueError: when ``label`` has more than two distinct values (naming ``source``).
+    """
+    values = np.unique(label)
+    if len(values) > 2:
+        shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        raise ValueError(f"label {source} must be binary (two values), found {len(values)} values: {shown}.")
+    if len(values) == 2:
+        return (label == values[1]).astype(np.uint8)
+    return (label > 0).astype(np.uint8) if values.size and values[0] > 0 else np.zeros(label.shape, np.uint8)
+
+
+def assign_folds(n_items: int, n_folds: int = 5, seed: int = 0) -> list[int]:
+    """Fold index per item for ``n_folds``-fold cross-validation: a seeded shuffle dealt round-robin, so
+    fold sizes differ by at most one and every item is in exactly one fold."""
+    order = np.random.default_rng(seed).permutation(n_items)
+    folds = np.empty(n_items, dtype=int)
+    folds[order] = np.arange(n_items) % n_folds
+    return folds.tolist()
+
+
+def write_datalist(folder: str | os.PathLike, training: list[dict], test: list[dict], **info: Any) -> Path:
+    """Write ``dataset.json`` (paths relative to ``folder``) with ``training``, ``test`` and any extra
+    descriptive keys (``name``, ``description``, ``spacing``, ``channels``, ``labels``...)."""
+    content = dict(info)
+    content.update(numTraining=len(training), numTest=len(test), training=training, test=test)
+    path = Path(folder) / DATALIST_NAME
+    path.write_text(json.dumps(content, indent=2) + "\n")
+    return path
+
+
+@contextmanager
+def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out_dir`` that replaces ``out_dir`` only when the block succeeds.
+
+    A failure leaves nothing half-written: the temporary folder is removed and ``out_dir`` untouched.
+
+    Raises:
+        FileExistsError: when ``out_dir`` exists and is not empty and ``overwrite`` is false.
+    """
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"out_dir {out_dir} exists and is not a folder.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"out_dir {out_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+
+
+def load_datalist(dataset_dir: str | os.PathLike, role: str = "training", fold: int | None = None) -> list[dict]:
+    """Items of the dataset folder's datalist with absolute paths, checked to exist.
+
+    Args:
+        dataset_dir: the folder holding ``dataset.json``.
+        role: ``"training"`` (all training items), ``"train"`` (training items not in ``fold``), ``"val"``
+            (training items in ``fold``) or ``"test"``.
+        fold: the cross-validation fold for ``"train"`` / ``"val"``; ``None`` there means: train on all
+            training items and validate on the test list (the synthetic default has no held-out need).
+
+    Returns:
+        a list of dictionaries (``image``, ``label`` and optional ``mask``, ``fold``) as MONAI datasets take.
+
+    Raises:
+        FileNotFoundError: when ``dataset_dir``, its ``dataset.json`` or a file it names is missing.
+        ValueError: for an unknown ``role``, a ``fold`` that no item has, or an empty list.
+    """
+    from monai.data import load_decathlon_datalist
+
+    if role not in _ROLES:
+        raise ValueError(f"role must be one of {_ROLES}, got {role!r}.")
+    dataset_dir = Path(dataset_dir)
+    datalist = dataset_dir / DATALIST_NAME
+    if not datalist.is_file():
+        raise FileNotFoundError(
+            f"dataset_dir {dataset_dir} has no {DATALIST_NAME}; create one with scripts/make_synthetic.py or a "
+            "scripts/prepare_*.py converter."
+        )
+    key = "test" if role == "test" or (role == "val" and fold is None) else "training"
+    items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=key, base_dir=str(dataset_dir))
+    if fold is not None and role in ("train", "val"):
+        folds = {item.get("fold") for item in items}
+        if fold not in folds:
+            raise ValueError(f"fold {fold} does not occur in {datalist} (folds present: {sorted(f for f in folds if f is not None)}).")
+        items = [item for item in items if (item["fold"] == fold) == (role == "val")]
+    if not items:
+        raise ValueError(f"the {role!r} list of {datalist} is empty.")
+    for item in items:
+        for name in ("image", "label", "mask"):
+            if name in item and not Path(item[name]).is_file():
+                raise FileNotFoundError(f"{datalist} names a missing {name} file: {item[name]}")
+    return items
