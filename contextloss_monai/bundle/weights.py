@@ -1,0 +1,53 @@
+"""Loading a stage's starting weights with an error that names the bundle setting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["load_weights", "finetune_epochs"]
+
+
+def load_weights(network: torch.nn.Module, path: str | os.PathLike, setting: str = "model_path") -> torch.nn.Module:
+    """Load a checkpoint into ``network`` (strictly) and return the network.
+
+    The checkpoint may be a plain ``state_dict`` or a dictionary holding it under ``"model"`` (what
+    MONAI's ``CheckpointSaver`` writes); a ``DistributedDataParallel``'s ``module.`` prefix is ignored.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist (naming ``setting``).
+        ValueError: when the checkpoint does not fit ``network`` (naming ``setting`` and the first
+            mismatching parameters) — e.g. weights of another ``network_def``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{setting} {path} does not exist; run the stage that writes it first.")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
+        checkpoint = checkpoint["model"]
+    checkpoint = {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
+    target = network.module if hasattr(network, "module") else network
+    expected = target.state_dict()
+    missing = sorted(set(expected) - set(checkpoint))
+    unexpected = sorted(set(checkpoint) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(checkpoint) if expected[k].shape != checkpoint[k].shape)
+    if missing or unexpected or wrong:
+        details = []
+        if wrong:
+            details.append("shape mismatch for " + ", ".join(f"{k} {tuple(checkpoint[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong[:3]))
+        if missing:
+            details.append(f"{len(missing)} parameters missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected parameters (e.g. {unexpected[0]})")
+        raise ValueError(f"{setting} {path} does not fit the bundle's network_def: " + "; ".join(details) + ".")
+    target.load_state_dict(checkpoint)
+    return network
+
+
+def finetune_epochs(pretrain_epochs: int, fraction: float = 0.05) -> int:
+    """Fine-tuning length: ``fraction`` of the pretraining epochs, at least 1 (the paper: 50 of 1000)."""
+    if int(pretrain_epochs) <= 0 or not 0 < float(fraction) <= 1:
+        raise ValueError(f"pretrain_epochs must be positive and fraction in (0, 1], got {pretrain_epochs}, {fraction}.")
+    return max(1, int(round(int(pretrain_epochs) * float(fraction))))

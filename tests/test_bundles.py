@@ -1,0 +1,217 @@
+"""The four bundles, run the way users run them: ``python -m monai.bundle run`` in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from contextloss_monai.data.synthetic import write_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT.parent / "shared" / "schemas" / "meta_schema_20240725.json"
+# bundle -> (synthetic kind, tiny size, patch size override, network input shape for export)
+BUNDLES = {
+    "roads_2d": ("roads", 64, "[64,64]", [1, 3, 64, 64]),
+    "hrf_retina_2d": ("retina", 64, "[64,64]", [1, 3, 64, 64]),
+    "vessap_3d": ("vessels3d", 32, "[32,32,16]", [1, 2, 32, 32, 16]),
+    "cement_lines_3d": ("sheets3d", 32, "[32,32,16]", [1, 1, 32, 32, 16]),
+}
+# the tiny cement-line volumes are smaller than the bundle's synthetic-default metric tiles
+EVAL_OVERRIDES = {"cement_lines_3d": ["--e0gt_patch_size", "[32,32,8]", "--skeleton_patch_size", "[32,32,8]"]}
+METRICS = ("dice", "cldice", "ags", "e0_gt", "betti_e", "betti_e0", "betti_e1")
+
+
+def run_bundle(bundle_dir: Path, configs: list[str], *overrides: str, torchrun: bool = False, expect_ok: bool = True):
+    config = "[" + ",".join(f"'configs/{c}.yaml'" for c in configs) + "]"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"] if torchrun else [sys.executable]
+    command = launcher + ["-m", "monai.bundle", "run", "--config_file", config, *overrides]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(command, cwd=bundle_dir, capture_output=True, text=True, env=env, timeout=600)
+    if expect_ok:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    out = {}
+    for name, (kind, size, _, _) in BUNDLES.items():
+        folder = tmp_path_factory.mktemp(name) / "data"
+        write_synthetic_dataset(kind, folder, n_train=5, n_test=2, size=size, seed=3, progress=False)
+        out[name] = folder
+    return out
+
+
+def copy_bundle(name: str, destination: Path) -> Path:
+    target = destination / name
+    shutil.copytree(ROOT / "bundles" / name, target, ignore=shutil.ignore_patterns("data", "logs", "eval", "*.pt", "*.ts"))
+    return target
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_metadata_is_valid(name):
+    from monai.bundle import verify_metadata
+
+    meta_file = ROOT / "bundles" / name / "configs/metadata.json"
+    metadata = json.loads(meta_file.read_text())
+    jsonschema.validate(metadata, json.loads(SCHEMA.read_text()))
+    # MONAI's own check against the offline copy of the schema (md5 as recorded in ../shared/schemas/README.md)
+    verify_metadata(meta_file=str(meta_file), filepath=str(SCHEMA), hash_val="06954cad2cc5d3784e72077ac76f0fc8", hash_type="md5")
+    assert metadata["version"] in metadata["changelog"]
+    image = metadata["network_data_format"]["inputs"]["image"]
+    assert image["num_channels"] == BUNDLES[name][3][1] == len(image["channel_def"])
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_workflow_properties(name, datasets, tmp_path):
+    from monai.bundle import ConfigParser, ConfigWorkflow
+
+    configs = ROOT / "bundles" / name / "configs"
+    parser = ConfigParser()
+    parser.read_config(str(configs / "train.yaml"))
+    weights = tmp_path / "random.pt"  # random weights of the bundle's own network: what fine-tuning and inference load
+    torch.save(parser.get_parsed_content("network_def").state_dict(), weights)
+    for files, kind in ((["train.yaml"], "train"), (["train.yaml", "finetune.yaml"], "train"), (["inference.yaml"], "infer")):
+        workflow = ConfigWorkflow(
+            config_file=[str(configs / f) for f in files], meta_file=str(configs / "metadata.json"),
+            logging_file=str(configs / "logging.conf"), workflow_type=kind, dataset_dir=str(datasets[name]),
+            pretrained_path=str(weights), model_path=str(weights),
+        )
+        workflow.initialize()
+        assert not workflow.check_properties(), (files, workflow.check_properties())
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_all_stages(name, datasets, tmp_path):
+    """pretrain -> fine-tune -> inference (one model, Algorithm 2) -> evaluate -> TorchScript / ONNX export."""
+    bundle = copy_bundle(name, tmp_path)
+    data = ["--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2]]
+    run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "2", "--val_interval", "1")
+    assert (bundle / "models/pretrained.pt").is_file()
+    with (bundle / "logs/pretrain/training_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and all(0 <= float(r["val_mean_dice"]) <= 1 for r in rows)
+
+    done = run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "2")
+    assert "finetune_context epoch 1/1" in done.stdout + done.stderr  # 5 % of 2 epochs, at least 1
+    assert (bundle / "models/model.pt").is_file()
+    pretrained, finetuned = (torch.load(bundle / f"models/{m}.pt") for m in ("pretrained", "model"))
+    assert any(not torch.equal(pretrained[k], finetuned[k]) for k in pretrained)
+
+    run_bundle(bundle, ["inference"], *data)
+    run_bundle(bundle, ["inference", "inference_topo"], *data)
+    test_items = json.loads((datasets[name] / "dataset.json").read_text())["test"]
+    for item in test_items:
+        case = Path(item["image"]).name.split(".")[0]
+        source = nib.load(datasets[name] / item["label"])
+        single = nib.load(bundle / f"eval/predictions/{case}_seg.nii.gz")
+        topo = nib.load(bundle / f"eval/predictions_topo/{case}_seg.nii.gz")
+        assert single.shape == source.shape == topo.shape
+        np.testing.assert_allclose(single.affine, source.affine)
+        single_mask, topo_mask = np.asanyarray(single.dataobj), np.asanyarray(topo.dataobj)
+        assert set(np.unique(single_mask)) <= {0, 1} and set(np.unique(topo_mask)) <= {0, 1}
+        assert not (topo_mask > single_mask).any()  # Algorithm 2 only removes fine-tuned components
+
+    run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *data, *EVAL_OVERRIDES.get(name, []))
+    summary = json.loads((bundle / "eval/topo/summary.json").read_text())
+    assert summary["n_images"] == len(test_items)
+    for metric in METRICS:
+        assert metric in summary["metrics"]
+    assert 0 <= summary["metrics"]["dice"]["mean"] <= 1
+    with (bundle / "eval/topo/metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(test_items) and set(METRICS) <= set(rows[0])
+
+    # exports: TorchScript (traced: DynUNet with deep supervision does not script) and ONNX, same output as eager
+    shape = BUNDLES[name][3]
+    common = ["--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.yaml",
+              "--input_shape", json.dumps(shape).replace(" ", "")]
+    for command in (["ckpt_export", "network_def", "--filepath", "models/model.ts", "--use_trace", "true"],
+                    ["onnx_export", "network_def", "--filepath", "models/model.onnx"]):
+        done = subprocess.run([sys.executable, "-m", "monai.bundle", *command, *common], cwd=bundle, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs/inference.yaml"))
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(bundle / "models/model.pt"))
+    network.eval()
+    x = torch.rand(*shape)
+    with torch.no_grad():
+        eager = network(x)
+        traced = torch.jit.load(str(bundle / "models/model.ts"))(x)
+    torch.testing.assert_close(traced, eager, rtol=1e-4, atol=1e-4)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(bundle / "models/model.onnx"))
+    onnx_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(onnx_out, eager.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_resume_continues_the_epoch_count(datasets, tmp_path):
+    bundle = copy_bundle("roads_2d", tmp_path)
+    data = ["--dataset_dir", str(datasets["roads_2d"]), "--patch_size", "[64,64]", "--val_interval", "5"]
+    run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "1")  # "interrupted" after epoch 1 of 2
+    done = run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "2", "--resume", "true")
+    assert "resume: loading" in done.stdout + done.stderr
+    with (bundle / "logs/pretrain/training_log.csv").open() as handle:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(handle)]
+    assert epochs == [1, 2]  # the resumed run trained epoch 2 only
+
+
+@pytest.mark.parametrize("name", ["roads_2d", "vessap_3d"])
+def test_torchrun_two_processes_on_cpu(name, datasets, tmp_path):
+    bundle = copy_bundle(name, tmp_path)
+    run_bundle(bundle, ["train", "multi_gpu_train"], "--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2],
+               "--pretrain_epochs", "1", "--val_interval", "1", torchrun=True)
+    assert (bundle / "models/pretrained.pt").is_file()
+    with (bundle / "logs/pretrain/training_log.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1  # one row: only rank 0 logs
+
+
+def _failure(name: str, configs: list[str], **overrides) -> str:
+    """Build the trainer in-process and return the error chain's messages (the bundle must fail before training)."""
+    from monai.bundle import ConfigWorkflow
+
+    folder = ROOT / "bundles" / name / "configs"
+    workflow = ConfigWorkflow(config_file=[str(folder / f"{c}.yaml") for c in configs], workflow_type="train", **overrides)
+    with pytest.raises(Exception) as info:
+        workflow.initialize()
+        workflow.parser.get_parsed_content("train#trainer")
+    messages, error = [], info.value
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(messages)
+
+
+def test_bad_settings_fail_before_training(datasets, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "dataset_dir" in _failure("roads_2d", ["train"], dataset_dir=str(empty)) and "dataset.json" in _failure(
+        "roads_2d", ["train"], dataset_dir=str(empty)
+    )
+    broken = tmp_path / "broken"
+    shutil.copytree(datasets["roads_2d"], broken)
+    next((broken / "imagesTr").iterdir()).unlink()
+    assert "names a missing image file" in _failure("roads_2d", ["train"], dataset_dir=str(broken))
+    assert "loss_name must be one of" in _failure("roads_2d", ["train"], dataset_dir=str(datasets["roads_2d"]), loss_name="dice")
+    # a checkpoint of another architecture (the 3D vessel network) as the 2D roads bundle's pretrained model
+    from monai.networks.nets import DynUNet
+
+    other = DynUNet(3, 2, 2, [[3, 3, 3]] * 3, [[1, 1, 1], [2, 2, 2], [2, 2, 2]], [[2, 2, 2]] * 2)
+    torch.save(other.state_dict(), tmp_path / "other.pt")
+    message = _failure("roads_2d", ["train", "finetune"], dataset_dir=str(datasets["roads_2d"]), pretrained_path=str(tmp_path / "other.pt"))
+    assert "pretrained_path" in message and "does not fit the bundle's network_def" in message
