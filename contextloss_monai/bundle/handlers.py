@@ -23,8 +23,9 @@ logger = logging.getLogger("contextloss_monai")
 
 
 class EpochLogger:
-    """Log one line per training epoch (mean loss, validation metrics, learning rate, time) and append it
-    to ``<output_dir>/training_log.csv`` — the source of the training-curve figures.
+    """Log one line per training epoch (mean loss, validation metrics, learning rate, seconds of training
+    iterations without validation) and append it to ``<output_dir>/training_log.csv`` — the source of the
+    training-curve figures and of the runtime table.
 
     Attach it after the ``ValidationHandler`` so that the epoch's validation metrics are included.
 
@@ -49,12 +50,14 @@ class EpochLogger:
 
     def _epoch_started(self, engine: Engine) -> None:
         self._losses, self._start = [], time.perf_counter()
+        self._train_end = self._start
         self._lr = float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else None
 
     def _iteration_completed(self, engine: Engine) -> None:
         output = engine.state.output
         loss = output[0]["loss"] if isinstance(output, list) else output["loss"]
         self._losses.append(float(loss.item() if torch.is_tensor(loss) else loss))
+        self._train_end = time.perf_counter()
 
     def _epoch_completed(self, engine: Engine) -> None:
         if not is_main_process():
@@ -64,7 +67,7 @@ class EpochLogger:
             row.update({k: float(v) for k, v in self.validator.state.metrics.items() if np.isscalar(v) or torch.is_tensor(v)})
         if self._lr is not None:
             row["lr"] = self._lr  # the rate the epoch trained with (schedulers step at its end)
-        row["seconds"] = round(time.perf_counter() - self._start, 2)
+        row["seconds"] = round(self._train_end - self._start, 2)  # training iterations only, not validation
         logger.info(
             "%s epoch %d/%d: " % (self.stage or "train", engine.state.epoch, engine.state.max_epochs)
             + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("stage", "epoch"))

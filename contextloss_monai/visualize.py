@@ -1,0 +1,113 @@
+"""PNG figures a person would rather see than read: training curves and gap overlays."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_training_curves", "plot_gap_overlay", "gap_overlay"]
+
+# overlay colours (RGB in [0, 1])
+COVERED = (0.2, 0.8, 0.2)  # label centre line covered by both predictions
+CLOSED = (0.2, 0.5, 1.0)  # covered by the ContextLoss prediction only: a gap it closed
+OPEN = (1.0, 0.15, 0.15)  # covered by neither: a gap still open
+LOST = (1.0, 0.6, 0.0)  # covered by the baseline only
+CRITICAL = (1.0, 1.0, 0.0)  # critical pixel mask of the baseline prediction
+
+
+def _agg():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.PathLike, title: str = "") -> Path:
+    """Loss and validation Dice per epoch of several stages (``label -> training_log.csv``), each
+    fine-tuning stage drawn after the pretraining epochs it started from."""
+    plt = _agg()
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
+    offset = 0
+    for label, csv_path in logs.items():
+        with open(csv_path) as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows:
+            continue
+        start = 0 if label.startswith("pretrain") else offset
+        epochs = [start + int(r["epoch"]) for r in rows]
+        ax_loss.plot(epochs, [float(r["loss"]) for r in rows], label=label)
+        dice = [(e, float(r["val_mean_dice"])) for e, r in zip(epochs, rows) if r.get("val_mean_dice")]
+        if dice:
+            ax_dice.plot(*zip(*dice), marker="o", label=label)
+        if label.startswith("pretrain"):
+            offset = epochs[-1]
+    ax_loss.set(xlabel="epoch", ylabel="training loss (deep supervision sum)", title="loss")
+    ax_dice.set(xlabel="epoch", ylabel="validation Dice", title="validation Dice")
+    for ax in (ax_loss, ax_dice):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def gap_overlay(label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, critical: np.ndarray | None = None) -> np.ndarray:
+    """RGB overlay ``(H, W, 3)`` of the label's centre line: covered by both predictions (green), closed
+    by the ContextLoss prediction only (blue), still open (red), covered by the baseline only (orange);
+    ``critical`` (the baseline's critical pixel mask) shaded yellow underneath."""
+    from contextloss_monai.topology import skeletonize
+
+    import torch
+
+    skeleton = skeletonize(torch.as_tensor(label[None, None].astype(bool)), method="exact")[0, 0].numpy().astype(bool)
+    overlay = np.zeros(label.shape + (3,), dtype=np.float32)
+    overlay[label.astype(bool)] = 0.25
+    if critical is not None:
+        overlay[critical.astype(bool)] = np.array(CRITICAL) * 0.6
+    base, new = baseline.astype(bool), closs.astype(bool)
+    for mask, colour in ((skeleton & base & new, COVERED), (skeleton & ~base & new, CLOSED),
+                         (skeleton & ~base & ~new, OPEN), (skeleton & base & ~new, LOST)):
+        overlay[mask] = colour
+    return overlay
+
+
+def plot_gap_overlay(
+    image: np.ndarray, label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, path: str | os.PathLike,
+    critical: np.ndarray | None = None, names: tuple[str, str] = ("Dice & CE", "CLoss"), title: str = "",
+) -> Path:
+    """One row of panels for a 2D case: image, label, both predictions and the gap overlay
+    (:func:`gap_overlay`). ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
+    plt = _agg()
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4.4))
+    shown = image.astype(np.float32)
+    shown = (shown - shown.min()) / max(float(shown.max() - shown.min()), 1e-8)
+    panels = [(shown, "image"), (label, "label"), (baseline, names[0]), (closs, names[1]),
+              (gap_overlay(label, baseline, closs, critical), "label centre line")]
+    for ax, (data, name) in zip(axes, panels):
+        ax.imshow(data, cmap=None if data.ndim == 3 else "gray", interpolation="nearest")
+        ax.set_title(name)
+        ax.axis("off")
+    legend = [Patch(color=COVERED, label="covered by both"), Patch(color=CLOSED, label=f"gap closed by {names[1]}"),
+              Patch(color=OPEN, label="gap still open"), Patch(color=LOST, label=f"covered by {names[0]} only")]
+    if critical is not None:
+        legend.append(Patch(color=np.array(CRITICAL) * 0.6, label=f"critical mask of {names[0]}"))
+    axes[-1].legend(handles=legend, loc="lower left", fontsize=7, framealpha=0.8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

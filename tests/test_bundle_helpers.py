@@ -1,0 +1,116 @@
+"""The package pieces the bundle configs call (contextloss_monai.bundle, ChannelLastToFirst)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.losses import DeepSupervisionLoss, DiceCELoss
+from monai.networks.nets import DynUNet
+
+from contextloss_monai.bundle import (
+    LOSS_NAMES,
+    PairedNetwork,
+    SplitPaird,
+    StackedDeepSupervisionLoss,
+    build_loss,
+    finetune_epochs,
+    load_weights,
+)
+from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss
+from contextloss_monai.transforms import ChannelLastToFirst, ChannelLastToFirstd
+
+
+def test_build_loss_names_the_papers_methods():
+    expected = {"dice_ce": DiceCELoss, "cldice": ClDiceLoss, "compound_cldice": CompoundClDiceLoss,
+                "context": ContextLoss, "context_dice": ContextLoss, "thin_context": ContextLoss}
+    assert set(LOSS_NAMES) == set(expected)
+    for name, cls in expected.items():
+        loss = build_loss(name, gamma=0.3, deep_supervision=False)
+        assert isinstance(loss, cls), name
+    assert build_loss("context_dice", deep_supervision=False).alpha == 0.0
+    assert build_loss("thin_context", deep_supervision=False).context is False
+    assert build_loss("context", gamma=0.3, deep_supervision=False).gamma == 0.3
+    with pytest.raises(ValueError, match="loss_name must be one of"):
+        build_loss("clDice")
+    with pytest.raises(ValueError, match="gamma"):
+        build_loss("context", gamma=1.5)
+
+
+def test_stacked_deep_supervision_matches_monai():
+    torch.manual_seed(0)
+    heads = torch.randn(2, 3, 2, 16, 16)  # DynUNet training output: (B, heads, C, H, W)
+    target = (torch.rand(2, 1, 16, 16) > 0.7).float()
+    stacked = StackedDeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True))(heads, target)
+    reference = DeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True))(list(torch.unbind(heads, 1)), target)
+    torch.testing.assert_close(stacked, reference)
+    single = StackedDeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True))(heads[:, 0], target)
+    torch.testing.assert_close(single, DiceCELoss(to_onehot_y=True, softmax=True)(heads[:, 0], target))
+
+
+def test_finetune_epochs_is_five_percent_at_least_one():
+    assert finetune_epochs(1000) == 50 and finetune_epochs(30) == 2 and finetune_epochs(2) == 1
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        finetune_epochs(0)
+
+
+def _net(filters):
+    return DynUNet(2, 3, 2, [[3, 3]] * 3, [[1, 1], [2, 2], [2, 2]], [[2, 2]] * 2, filters=filters)
+
+
+def test_load_weights(tmp_path):
+    source, target = _net([8, 16, 32]), _net([8, 16, 32])
+    torch.save({"model": source.state_dict()}, tmp_path / "wrapped.pt")
+    load_weights(target, tmp_path / "wrapped.pt")
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+    torch.save({"module." + k: v for k, v in source.state_dict().items()}, tmp_path / "ddp.pt")
+    load_weights(_net([8, 16, 32]), tmp_path / "ddp.pt")
+    with pytest.raises(ValueError, match="pretrained_path .* does not fit the bundle's network_def: shape mismatch"):
+        load_weights(_net([4, 8, 16]), tmp_path / "wrapped.pt", setting="pretrained_path")
+    with pytest.raises(FileNotFoundError, match="model_path .*missing.pt does not exist"):
+        load_weights(target, tmp_path / "missing.pt")
+
+
+def test_paired_network_and_split():
+    first, second = torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1)
+    x = torch.randn(1, 3, 8, 8)
+    out = PairedNetwork(first, second)(x)
+    torch.testing.assert_close(out, torch.cat([first(x), second(x)], 1))
+    split = SplitPaird("pred", pretrained_key="pred_pretrained")({"pred": out[0]})
+    torch.testing.assert_close(split["pred"], first(x)[0])
+    torch.testing.assert_close(split["pred_pretrained"], second(x)[0])
+    with pytest.raises(ValueError, match="even number of channels"):
+        SplitPaird("pred")({"pred": torch.zeros(3, 4, 4)})
+
+
+def test_channel_last_to_first_fixes_the_spatial_shape():
+    image = MetaTensor(torch.zeros(10, 12, 3), meta={"spatial_shape": np.array([10, 12, 3]), "original_channel_dim": -1})
+    out = ChannelLastToFirstd("image")({"image": image})["image"]
+    assert out.shape == (3, 10, 12)
+    assert list(out.meta["spatial_shape"]) == [10, 12] and np.isnan(out.meta["original_channel_dim"])
+    assert ChannelLastToFirst()(np.zeros((4, 5, 2))).shape == (2, 4, 5)
+    with pytest.raises(ValueError, match="img must have"):
+        ChannelLastToFirst()(np.zeros((4, 5)))
+
+
+def test_metrics_report(tmp_path):
+    from ignite.engine import Engine, Events
+
+    from contextloss_monai.bundle import MetricsReport
+
+    engine = Engine(lambda engine, batch: batch)
+    # what MONAI metric handlers with save_details=True leave behind: per-image (B, C) values
+    details = {"dice": torch.tensor([[0.5], [1.0]]), "ags": torch.tensor([[float("nan")], [80.0]])}
+    engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "metric_details", details))
+    MetricsReport(tmp_path, extra={"evaluation": "t"}).attach(engine)
+    batches = [{"image": MetaTensor(torch.zeros(1, 1, 2, 2), meta={"filename_or_obj": [f"/x/{n}.nii.gz"]})} for n in "ab"]
+    engine.run(batches, max_epochs=1)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "image,dice,ags" and rows[1].startswith("a,0.5,nan") and rows[2] == "b,1,80"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_images"] == 2 and summary["evaluation"] == "t"
+    assert summary["metrics"]["dice"] == {"mean": 0.75, "std": 0.25, "count": 2}
+    assert summary["metrics"]["ags"]["mean"] == 80.0 and summary["metrics"]["ags"]["count"] == 1
