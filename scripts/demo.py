@@ -61,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-test", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--figures", type=int, default=3, help="test images drawn as PNG")
+    parser.add_argument("--finetune-lr", type=float, default=None, help="fine-tuning learning rate (default: the bundle's, 0.0001)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, one fold, 2 epochs: checks the pipeline in seconds")
     args = parser.parse_args(argv)
-    overrides = {}
+    overrides = {} if args.finetune_lr is None else {"finetune_learning_rate": args.finetune_lr}
     if args.smoke:
         args.folds, args.epochs, args.n_train, args.n_test, args.size, args.figures = [0], 2, 5, 2, 64, 1
-        overrides = {"patch_size": [64, 64]}
+        overrides["patch_size"] = [64, 64]
 
     from contextloss_monai.bundle.experiment import Method, run_experiment, write_results
     from contextloss_monai.data.synthetic import write_synthetic_dataset

@@ -114,3 +114,28 @@ def test_metrics_report(tmp_path):
     assert summary["n_images"] == 2 and summary["evaluation"] == "t"
     assert summary["metrics"]["dice"] == {"mean": 0.75, "std": 0.25, "count": 2}
     assert summary["metrics"]["ags"]["mean"] == 80.0 and summary["metrics"]["ags"]["count"] == 1
+
+
+def test_epoch_logger_keeps_validation_columns(tmp_path):
+    """Validation runs every few epochs: its columns must survive epochs without validation, also across runs."""
+    from ignite.engine import Engine, Events
+
+    from contextloss_monai.bundle import EpochLogger
+
+    validator = Engine(lambda e, b: None)
+    trainer = Engine(lambda e, b: {"loss": torch.tensor(1.0)})
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _validate(engine):  # like ValidationHandler with interval 2, attached before the logger
+        if engine.state.epoch % 2 == 0:
+            validator.state.epoch, validator.state.metrics = engine.state.epoch, {"val_mean_dice": 0.5}
+
+    EpochLogger(tmp_path, validator=validator, stage="pretrain").attach(trainer)
+    trainer.run([0, 1], max_epochs=3)
+    import csv
+
+    with (tmp_path / "training_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [r["val_mean_dice"] for r in rows] == ["", "0.5", ""]
+    assert all(float(r["seconds"]) >= 0 and float(r["loss"]) == 1.0 for r in rows)

@@ -73,12 +73,16 @@ class EpochLogger:
             + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("stage", "epoch"))
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row), extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        rows = []
+        if self.path.exists():  # rewrite with the union of columns: validation runs only every few epochs
+            with self.path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        rows.append(row)
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 class TrainingStateSaver:
