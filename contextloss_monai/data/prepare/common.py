@@ -18,7 +18,7 @@ from contextloss_monai.data.dataset_folder import (
     write_datalist,
 )
 
-__all__ = ["Case", "read_array", "find_files", "check_root", "write_prepared_dataset"]
+__all__ = ["Case", "check_root", "find_files", "pair_by_stem", "read_array", "write_prepared_dataset"]
 
 _NIFTI = (".nii", ".nii.gz")
 _TIFF = (".tif", ".tiff")
