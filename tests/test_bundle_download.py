@@ -29,6 +29,7 @@ def test_package_download_and_infer(tmp_path):
 
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs/inference.yaml"))
+    (bundle / "models").mkdir(exist_ok=True)  # a clean clone has no (empty) models folder
     torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models/model.pt")  # random weights
     (bundle / "models/pretrain_checkpoint_epoch=3.pt").write_bytes(b"training state, not for the zip")
     (bundle / "logs").mkdir()
