@@ -7,6 +7,7 @@ from contextloss_monai.data.dataset_folder import (
     load_datalist,
     save_nifti,
     staging_folder,
+    write_case,
     write_datalist,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "load_datalist",
     "save_nifti",
     "staging_folder",
+    "write_case",
     "write_datalist",
 ]

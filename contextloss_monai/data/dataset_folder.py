@@ -34,6 +34,7 @@ __all__ = [
     "load_datalist",
     "save_nifti",
     "staging_folder",
+    "write_case",
     "write_datalist",
 ]
 
@@ -62,6 +63,26 @@ def save_nifti(array: np.ndarray, path: str | os.PathLike, spacing: Sequence[flo
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(image, str(path))
     return path
+
+
+def write_case(
+    folder: str | os.PathLike,
+    part: str,
+    case: str,
+    image: np.ndarray,
+    label: np.ndarray,
+    spacing: Sequence[float],
+    mask: np.ndarray | None = None,
+) -> dict:
+    """Write one case as ``images<part>/``, ``labels<part>/`` (and ``masks<part>/``) NIfTI files under
+    ``folder`` (``part`` is ``"Tr"`` or ``"Ts"``); return its datalist item with paths relative to ``folder``."""
+    folder = Path(folder)
+    arrays = {"image": image, "label": label, "mask": mask}
+    return {
+        key: str(save_nifti(array, folder / f"{key}s{part}" / f"{case}.nii.gz", spacing).relative_to(folder))
+        for key, array in arrays.items()
+        if array is not None
+    }
 
 
 def check_binary_label(label: np.ndarray, source: str) -> np.ndarray:

@@ -13,8 +13,8 @@ import numpy as np
 from contextloss_monai.data.dataset_folder import (
     assign_folds,
     check_binary_label,
-    save_nifti,
     staging_folder,
+    write_case,
     write_datalist,
 )
 
@@ -159,12 +159,7 @@ def write_prepared_dataset(
         jobs = [(case, "Tr", i) for i, case in enumerate(train)] + [(case, "Ts", None) for case in test]
         for case, part, index in tqdm(jobs, desc=f"prepare {name}", unit="case", disable=not progress):
             image, label, mask = _load_case(case)
-            item = {
-                "image": str(save_nifti(image, staging / f"images{part}/{case.name}.nii.gz", spacing).relative_to(staging)),
-                "label": str(save_nifti(label, staging / f"labels{part}/{case.name}.nii.gz", spacing).relative_to(staging)),
-            }
-            if mask is not None:
-                item["mask"] = str(save_nifti(mask, staging / f"masks{part}/{case.name}.nii.gz", spacing).relative_to(staging))
+            item = write_case(staging, part, case.name, image, label, spacing, mask)
             item.update(case.extra)
             if index is not None:
                 item["fold"] = folds[index]

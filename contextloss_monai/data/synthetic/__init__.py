@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contextloss_monai.data.dataset_folder import assign_folds, save_nifti, staging_folder, write_datalist
+from contextloss_monai.data.dataset_folder import assign_folds, staging_folder, write_case, write_datalist
 from contextloss_monai.data.synthetic.common import SyntheticSample
 from contextloss_monai.data.synthetic.retina import make_retina
 from contextloss_monai.data.synthetic.roads import make_roads
@@ -135,12 +135,7 @@ def write_synthetic_dataset(
             sample = GENERATORS[kind](size=size, seed=sample_seed)
             spacing = sample.spacing
             image = sample.image if sample.image.shape[-1] > 1 or sample.image.ndim == 3 else sample.image[..., 0]
-            item = {
-                "image": str(save_nifti(image, staging / f"images{part}/{case}.nii.gz", spacing).relative_to(staging)),
-                "label": str(save_nifti(sample.label, staging / f"labels{part}/{case}.nii.gz", spacing).relative_to(staging)),
-            }
-            if sample.mask is not None:
-                item["mask"] = str(save_nifti(sample.mask, staging / f"masks{part}/{case}.nii.gz", spacing).relative_to(staging))
+            item = write_case(staging, part, case, image, sample.label, spacing, sample.mask)
             if part == "Tr":
                 item["fold"] = folds[index]
                 training.append(item)
