@@ -49,13 +49,18 @@ __all__ = ["BundleSegmentationInfer", "BundleTwoStageTrain", "ContextLossLabelAp
 logger = logging.getLogger(__name__)
 
 
+def _require_configs(bundle_dir: Path, *config_names: str) -> None:
+    """Raise ``FileNotFoundError`` naming the first of ``configs/<name>`` missing from the bundle."""
+    for name in config_names:
+        if not (bundle_dir / "configs" / name).is_file():
+            raise FileNotFoundError(f"bundle {bundle_dir} has no configs/{name}; is it a MONAI bundle folder?")
+
+
 def _read_bundle(bundle_dir: Path, config_name: str) -> tuple[ConfigParser, dict]:
     """The bundle's config (with ``bundle_root`` set to ``bundle_dir``) and its metadata."""
+    _require_configs(bundle_dir, config_name, "metadata.json")
     config_file = bundle_dir / "configs" / config_name
     metadata_file = bundle_dir / "configs" / "metadata.json"
-    for required in (config_file, metadata_file):
-        if not required.is_file():
-            raise FileNotFoundError(f"bundle {bundle_dir} has no {required.relative_to(bundle_dir)}; is it a MONAI bundle folder?")
     parser = ConfigParser()
     parser.read_meta(str(metadata_file))
     parser.read_config(str(config_file))
@@ -185,8 +190,7 @@ class BundleTwoStageTrain(BundleTrainTask):
 
     def __init__(self, bundle_dir: str | os.PathLike, conf: dict[str, str] | None = None) -> None:
         bundle_dir = Path(bundle_dir).resolve()
-        _read_bundle(bundle_dir, "train.yaml")
-        _read_bundle(bundle_dir, "finetune.yaml")
+        _require_configs(bundle_dir, "train.yaml", "finetune.yaml", "metadata.json")
         super().__init__(str(bundle_dir), conf or {}, load_strict=True)
         if not self.valid:
             raise ValueError(f"bundle {bundle_dir}: MONAI Label could not read configs/train.yaml.")
