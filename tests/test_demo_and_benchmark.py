@@ -42,13 +42,14 @@ def test_demo_smoke(tmp_path, capsys):
 def test_benchmark_smoke_and_resume(tmp_path, capsys):
     arguments = ["--bundle", "vessap_3d", "--out", str(tmp_path / "bench"), "--folds", "0", "--methods", "dice_ce", "thin_context",
                  "--gammas", "0.3", "--epochs", "2", "--n-train", "5", "--n-test", "1", "--size", "32",
-                 "--override", "patch_size=[32,32,16]"]
+                 "--override", "patch_size=[32,32,16]", "finetune_fraction=1.0"]
     benchmark = _script("benchmark")
     assert benchmark.main(arguments) == 0
     out = tmp_path / "bench"
     rows = _rows(out / "results.csv")
     assert [r["key"] for r in rows] == ["pretrained", "dice_ce_g0", "thin_context_g0.3"]
     assert all(float(r["seconds_per_epoch"]) > 0 for r in rows)
+    assert [int(r["epochs"]) for r in rows] == [2, 2, 2]  # the epochs that ran (finetune_fraction=1.0), not the 5 % rule
     table = (out / "results.md").read_text()
     assert "Thin CLoss (γ = 0.3)" in table and "seconds per epoch" in table
     # resumable: a second run repeats nothing (no stage reruns, the models keep their timestamps)

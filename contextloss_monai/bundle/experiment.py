@@ -18,6 +18,7 @@ from pathlib import Path
 __all__ = [
     "Method",
     "PAPER_COLUMNS",
+    "epoch_seconds",
     "evaluate",
     "finetune",
     "methods_for",
@@ -25,7 +26,6 @@ __all__ = [
     "results_table",
     "run_experiment",
     "run_stage",
-    "seconds_per_epoch",
     "write_results",
 ]
 
@@ -100,14 +100,14 @@ def evaluate(bundle_dir, work_dir, method: Method, **overrides) -> dict:
     return json.loads(summary.read_text())
 
 
-def seconds_per_epoch(work_dir, stage: str) -> float:
-    """Mean training seconds per epoch of ``stage`` from its ``training_log.csv`` (NaN without a log)."""
+def epoch_seconds(work_dir, stage: str) -> list[float]:
+    """Training seconds of each epoch of ``stage`` from its ``training_log.csv`` (empty without a log)."""
     path = Path(work_dir) / "logs" / stage / "training_log.csv"
     if not path.is_file():
-        return math.nan
+        return []
     with path.open() as handle:
-        seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
-    return sum(seconds) / len(seconds) if seconds else math.nan
+        return [float(row["seconds"]) for row in csv.DictReader(handle)]
+
 
 
 def _mean_std(values: list[float]) -> str:
@@ -148,8 +148,6 @@ def run_experiment(
 ) -> list[dict]:
     """For each fold: pretrain once, fine-tune every method from that checkpoint, evaluate each; one row per
     fold and method with the summary means and the fine-tuning seconds per epoch. Finished stages are skipped."""
-    from contextloss_monai.bundle.weights import finetune_epochs
-
     rows = []
     for fold in folds:
         work = Path(out_dir) / f"fold{fold}"
@@ -160,9 +158,9 @@ def run_experiment(
                 finetune(bundle_dir, work, method, pretrain_epochs, **common)
             summary = evaluate(bundle_dir, work, method, **{k: v for k, v in common.items() if k != "fold"})
             stage = "pretrain" if method.loss_name is None else f"finetune_{method.key}"
-            row = {"fold": fold, "method": method.label, "key": method.key,
-                   "epochs": pretrain_epochs if method.loss_name is None else finetune_epochs(pretrain_epochs),
-                   "seconds_per_epoch": round(seconds_per_epoch(work, stage), 3)}
+            seconds = epoch_seconds(work, stage)  # the epochs the stage really ran (overrides may change them)
+            row = {"fold": fold, "method": method.label, "key": method.key, "epochs": len(seconds),
+                   "seconds_per_epoch": round(sum(seconds) / len(seconds), 3) if seconds else math.nan}
             row.update({k: v["mean"] for k, v in summary["metrics"].items()})
             rows.append(row)
     return rows
