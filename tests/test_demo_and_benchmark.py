@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from contextloss_monai.bundle.experiment import Method, results_table
 
@@ -72,3 +73,23 @@ def test_method_labels():
     assert Method("context_dice", 0.5).label == "CLoss (Dice) (γ = 0.5)" and Method("context", 0.2).key == "context_g0.2"
     with pytest.raises(KeyError):
         Method("unknown").label
+
+
+def test_mask_gradients_split_a_gap_and_a_false_blob():
+    """A line predicted with a 6-column gap plus a false 5x5 blob: the restricted CE pushes each pixel of M
+    about equally (so by pixel count), the restricted Dice pushes almost only on the gap."""
+    split = _script("mask_gradients").restricted_gradient_split
+    label = torch.zeros(1, 1, 32, 64)
+    label[..., 10:13, :] = 1
+    pred = label.clone()
+    pred[..., 10:13, 30:36] = 0  # gap: 18 pixels of the label missed
+    pred[..., 22:27, 5:10] = 1  # false blob: 25 pixels
+    logits = torch.cat([-4 * (2 * pred - 1), 4 * (2 * pred - 1)], 1) / 2
+    out = split(logits, label)
+    assert out["fn_pixels"] == 18 and out["fp_pixels"] == 25
+    ce_share = out["ce_fn"] / (out["ce_fn"] + out["ce_fp"])
+    dice_share = out["dice_fn"] / (out["dice_fn"] + out["dice_fp"])
+    assert ce_share == pytest.approx(18 / 43, abs=0.02)
+    assert dice_share > 0.9
+    with pytest.raises(ValueError, match="logits must be"):
+        split(logits[:, :1], label)

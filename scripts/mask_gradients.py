@@ -1,0 +1,110 @@
+"""Where the restricted term of ContextLoss pushes: missed connections or false-positive connections.
+
+The critical pixel mask is the union of two parts (SPEC §1): ``M_fn``, the context of the label's
+skeleton pieces the prediction misses (gaps; gradient raises the foreground), and ``M_fp``, the
+context of the prediction's skeleton pieces outside the label (false bridges and fragments; gradient
+lowers it). For the pretrained models of a benchmark or demo run, this script measures on training
+images how large each part is and how the gradient of the restricted cross-entropy and of the
+restricted Dice, with respect to the logits, divides between them::
+
+    python scripts/mask_gradients.py --bundle roads_2d --run outputs/benchmark_roads_2d --folds 0 1 2
+
+``--run`` is an output folder of ``scripts/benchmark.py`` or ``scripts/demo.py`` (``data/`` and
+``fold<k>/models/pretrained.pt``). Only the restricted term is differentiated (``gamma = 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from monai.bundle import ConfigParser
+from tqdm import tqdm
+
+from contextloss_monai.bundle import dataset_items, load_weights
+from contextloss_monai.losses import ContextLoss
+from contextloss_monai.topology import skeletonize
+from contextloss_monai.topology.critical_mask import error_context
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def restricted_gradient_split(logits: torch.Tensor, label: torch.Tensor, iters: int = 50) -> dict[str, float]:
+    """Pixels of ``M_fn`` / ``M_fp`` and the summed ``|∂L/∂(z_1 − z_0)|`` of the restricted CE and Dice on each.
+
+    Args:
+        logits: two-class logits ``(1, 2, *spatial)`` (background, foreground).
+        label: binary foreground label ``(1, 1, *spatial)``.
+        iters: soft-skeleton iterations, as in the loss.
+
+    Returns:
+        ``{"fn_pixels", "fp_pixels", "ce_fn", "ce_fp", "dice_fn", "dice_fp"}``.
+    """
+    if logits.ndim < 4 or logits.shape[:2] != (1, 2) or label.shape != (1, 1, *logits.shape[2:]):
+        raise ValueError(f"logits must be (1, 2, *spatial) and label (1, 1, *spatial), got {tuple(logits.shape)} and {tuple(label.shape)}.")
+    pred = logits.argmax(1, keepdim=True) == 1
+    truth = label.bool()
+    skel_label = skeletonize(truth, method="soft", iters=iters)
+    skel_pred = skeletonize(pred, method="soft", iters=iters)
+    parts = {
+        "fn": error_context(skel_label & ~pred, skel_label & pred, truth)[0, 0],
+        "fp": error_context(skel_pred & ~truth, skel_pred & truth, pred)[0, 0],
+    }
+    out = {f"{part}_pixels": float(mask.sum()) for part, mask in parts.items()}
+    onehot = torch.cat([1 - label, label], 1).float()
+    for name, alpha in (("ce", 1.0), ("dice", 0.0)):
+        z = logits.detach().clone().requires_grad_(True)
+        ContextLoss(gamma=1.0, alpha=alpha, softmax=True, iters=iters)(z, onehot).backward()
+        margin_grad = (z.grad[0, 1] - z.grad[0, 0]).abs()
+        out.update({f"{name}_{part}": float(margin_grad[mask].sum()) for part, mask in parts.items()})
+    return out
+
+
+def _share(a: float, b: float) -> str:
+    return f"{100 * a / (a + b):.0f} %" if a + b > 0 else "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", default="roads_2d", help="bundle folder name under bundles/")
+    parser.add_argument("--run", required=True, help="benchmark or demo output folder (data/, fold<k>/models/pretrained.pt)")
+    parser.add_argument("--folds", type=int, nargs="+", default=[0])
+    parser.add_argument("--cases", type=int, default=8, help="training images per fold")
+    args = parser.parse_args(argv)
+
+    run = Path(args.run)
+    config = ConfigParser()
+    config.read_config(str(ROOT / "bundles" / args.bundle / "configs" / "inference.yaml"))
+    config["bundle_root"] = str(ROOT / "bundles" / args.bundle)
+    config["load_keys"] = ["image", "label"]
+    preprocessing = config.get_parsed_content("preprocessing")
+    inferer = config.get_parsed_content("inferer")
+    totals: dict[str, float] = {}
+    for fold in args.folds:
+        network = load_weights(config.get_parsed_content("network_def", lazy=False), run / f"fold{fold}" / "models" / "pretrained.pt",
+                               setting="--run").eval()
+        items = dataset_items(run / "data", role="train", fold=fold)[: args.cases]
+        if not items:
+            raise ValueError(f"--run {run}: no training case for fold {fold}.")
+        for item in tqdm(items, desc=f"fold {fold}"):
+            data = preprocessing(item)
+            with torch.no_grad():
+                logits = inferer(data["image"][None].as_tensor(), network)
+            for key, value in restricted_gradient_split(logits, data["label"][None].as_tensor()).items():
+                totals[key] = totals.get(key, 0.0) + value
+
+    print(f"\n{args.bundle}, pretrained models of {run}, folds {args.folds}, {args.cases} training images each:\n")
+    print("| | missed connections (M_fn) | false-positive connections (M_fp) |")
+    print("|---|---|---|")
+    print(f"| pixels of M | {_share(totals['fn_pixels'], totals['fp_pixels'])} | {_share(totals['fp_pixels'], totals['fn_pixels'])} |")
+    for name, title in (("ce", "restricted CE"), ("dice", "restricted Dice")):
+        print(f"| gradient of the {title} | {_share(totals[name + '_fn'], totals[name + '_fp'])} | {_share(totals[name + '_fp'], totals[name + '_fn'])} |")
+    ce, dice = totals["ce_fn"] + totals["ce_fp"], totals["dice_fn"] + totals["dice_fp"]
+    print(f"\nsummed gradient magnitude, restricted CE / restricted Dice: {ce / dice:.1f}" if dice > 0 else "\nno restricted Dice gradient")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
