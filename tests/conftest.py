@@ -1,9 +1,14 @@
-"""Hand-made masks with known topological errors, shared by the tests."""
+"""Hand-made masks with known topological errors, and bundle copies, shared by the tests."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def line_with_gap(gap: tuple[int, int] = (18, 22)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,6 +53,22 @@ def logits_from(mask: torch.Tensor, scale: float = 4.0) -> torch.Tensor:
     """Two-channel logits (background, foreground) whose arg-max is ``mask`` (B, 1, ...)."""
     fg = (mask.float() * 2 - 1) * scale
     return torch.cat([-fg, fg], dim=1)
+
+
+def copy_bundle(name: str, dest: Path, weights: bool = True) -> Path:
+    """Copy ``bundles/<name>`` to ``dest/<name>`` without run outputs; with ``weights``, random weights of
+    its ``network_def`` in ``models/model.pt`` (a clean clone has no ``models/`` folder: it is created)."""
+    from monai.bundle import ConfigParser
+
+    bundle = dest / name
+    shutil.copytree(ROOT / "bundles" / name, bundle, ignore=shutil.ignore_patterns("data", "logs", "eval", "*.pt"))
+    (bundle / "models").mkdir(exist_ok=True)
+    if weights:
+        parser = ConfigParser()
+        parser.read_config(str(bundle / "configs/inference.yaml"))
+        torch.manual_seed(0)
+        torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models/model.pt")
+    return bundle
 
 
 @pytest.fixture(params=["soft", "exact"])

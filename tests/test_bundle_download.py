@@ -6,7 +6,6 @@ import functools
 import hashlib
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -14,23 +13,16 @@ import zipfile
 from pathlib import Path
 
 import nibabel as nib
-import torch
+
+from conftest import copy_bundle
 
 from contextloss_monai.bundle.packaging import package_bundle
 from contextloss_monai.data.synthetic import write_synthetic_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_package_download_and_infer(tmp_path):
-    bundle = tmp_path / "src" / "roads_2d"
-    shutil.copytree(ROOT / "bundles" / "roads_2d", bundle, ignore=shutil.ignore_patterns("data", "logs", "eval", "*.pt"))
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs/inference.yaml"))
-    (bundle / "models").mkdir(exist_ok=True)  # a clean clone has no (empty) models folder
-    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models/model.pt")  # random weights
+    bundle = copy_bundle("roads_2d", tmp_path / "src")  # random weights in models/model.pt
     (bundle / "models/pretrain_checkpoint_epoch=3.pt").write_bytes(b"training state, not for the zip")
     (bundle / "logs").mkdir()
     (bundle / "logs/run.log").write_text("not for the zip")

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import logits_from
+
 from contextloss_monai.bundle.experiment import Method, results_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +86,7 @@ def test_mask_gradients_split_a_gap_and_a_false_blob():
     pred = label.clone()
     pred[..., 10:13, 30:36] = 0  # gap: 18 pixels of the label missed
     pred[..., 22:27, 5:10] = 1  # false blob: 25 pixels
-    logits = torch.cat([-4 * (2 * pred - 1), 4 * (2 * pred - 1)], 1) / 2
+    logits = logits_from(pred, scale=2.0)
     out = split(logits, label)
     assert out["fn_pixels"] == 18 and out["fp_pixels"] == 25
     ce_share = out["ce_fn"] / (out["ce_fn"] + out["ce_fp"])

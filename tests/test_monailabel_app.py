@@ -21,7 +21,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip(
     "monailabel",
@@ -29,7 +28,7 @@ pytest.importorskip(
     "pip install -c constraints.txt --no-deps monailabel pydicom-seg",
 )
 
-from monai.bundle import ConfigParser  # noqa: E402
+from conftest import copy_bundle  # noqa: E402
 
 from contextloss_monai.data.synthetic import write_synthetic_dataset  # noqa: E402
 from contextloss_monai.label_app import find_bundles  # noqa: E402
@@ -42,18 +41,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _copy_bundle(name: str, dest: Path, weights: bool = True) -> Path:
-    bundle = dest / name
-    shutil.copytree(ROOT / "bundles" / name, bundle, ignore=shutil.ignore_patterns("data", "logs", "eval", "*.pt"))
-    (bundle / "models").mkdir(exist_ok=True)
-    if weights:
-        parser = ConfigParser()
-        parser.read_config(str(bundle / "configs/inference.yaml"))
-        torch.manual_seed(0)
-        torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models/model.pt")
-    return bundle
 
 
 def _request(url: str, data: bytes | None = None, timeout: float = 300) -> tuple[int, bytes]:
@@ -120,7 +107,7 @@ def workspace(tmp_path_factory):
     work = tmp_path_factory.mktemp("monailabel")
     bundles = work / "bundles"
     for name in ("roads_2d", "vessap_3d"):
-        _copy_bundle(name, bundles)
+        copy_bundle(name, bundles)
     write_synthetic_dataset("roads", work / "roads", n_train=5, n_test=1, size=64, progress=False)
     write_synthetic_dataset("vessels3d", work / "vessels", n_train=5, n_test=1, size=32, progress=False)
     studies = work / "studies"
@@ -194,8 +181,8 @@ def test_train_runs_both_stages_and_inference_uses_the_new_model(server, workspa
 
 def test_a_bundle_without_weights_stops_the_server_at_start(workspace, tmp_path):
     bundles = tmp_path / "bundles"
-    _copy_bundle("roads_2d", bundles)
-    _copy_bundle("cement_lines_3d", bundles, weights=False)
+    copy_bundle("roads_2d", bundles)
+    copy_bundle("cement_lines_3d", bundles, weights=False)
     (tmp_path / "studies").mkdir()
     broken = Server(tmp_path, bundles, "roads_2d,cement_lines_3d")
     try:
@@ -211,7 +198,7 @@ def test_a_bundle_without_weights_stops_the_server_at_start(workspace, tmp_path)
 def test_find_bundles_errors_name_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="bundles_dir"):
         find_bundles(tmp_path / "absent")
-    _copy_bundle("roads_2d", tmp_path, weights=False)
+    copy_bundle("roads_2d", tmp_path, weights=False)
     assert find_bundles(tmp_path) == [tmp_path / "roads_2d"]
     assert find_bundles(tmp_path, "roads_2d") == [tmp_path / "roads_2d"]
     with pytest.raises(FileNotFoundError, match=r"models \['vessap_3d'\] not found.*available: \['roads_2d'\]"):
