@@ -109,7 +109,6 @@ def epoch_seconds(work_dir, stage: str) -> list[float]:
         return [float(row["seconds"]) for row in csv.DictReader(handle)]
 
 
-
 def _mean_std(values: list[float]) -> str:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
