@@ -28,6 +28,18 @@ def _agg():
     return plt
 
 
+def _save_figure(fig, path: str | os.PathLike, title: str, dpi: int) -> Path:
+    """Give ``fig`` its title, write it as PNG to ``path`` (creating the folder), close it, return the path."""
+    plt = _agg()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.PathLike, title: str = "") -> Path:
     """Loss and validation Dice per epoch of several stages (``label -> training_log.csv``), each
     fine-tuning stage drawn after the pretraining epochs it started from."""
@@ -52,13 +64,7 @@ def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.P
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, title, dpi=100)
 
 
 def gap_overlay(label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, critical: np.ndarray | None = None) -> np.ndarray:
@@ -104,10 +110,4 @@ def plot_gap_overlay(
     if critical is not None:
         legend.append(Patch(color=np.array(CRITICAL) * 0.6, label=f"critical mask of {names[0]}"))
     axes[-1].legend(handles=legend, loc="lower left", fontsize=7, framealpha=0.8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, title, dpi=90)
