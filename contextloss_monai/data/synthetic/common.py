@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["SyntheticSample", "capsule_field", "smooth_noise", "ball_mask", "point_on_polyline"]
+from contextloss_monai.utils import check_positive_int
+
+__all__ = ["SyntheticSample", "capsule_field", "smooth_noise", "ball_mask", "point_on_polyline", "volume_shape"]
 
 
 @dataclass
@@ -109,3 +111,17 @@ def point_on_polyline(rng: np.random.Generator, starts: np.ndarray, ends: np.nda
     k = int(rng.integers(len(starts)))
     t = float(rng.uniform(margin, 1.0 - margin))
     return starts[k] + t * (ends[k] - starts[k])
+
+
+def volume_shape(size: int, depth: int | None, depth_fraction: float) -> tuple[int, int]:
+    """``(size, depth)`` of a 3D generator's ``(size, size, depth)`` volume; ``depth`` defaults to
+    ``max(16, int(depth_fraction * size))``.
+
+    Raises:
+        ValueError: when ``size`` or ``depth`` is not a positive integer or is below 16.
+    """
+    size = check_positive_int(size, "size")
+    depth = check_positive_int(depth if depth is not None else max(16, int(depth_fraction * size)), "depth")
+    if size < 16 or depth < 16:
+        raise ValueError(f"size and depth must be at least 16 voxels, got size={size}, depth={depth}.")
+    return size, depth

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from contextloss_monai.data.synthetic.common import SyntheticSample, ball_mask, smooth_noise
+from contextloss_monai.data.synthetic.common import SyntheticSample, ball_mask, smooth_noise, volume_shape
 from contextloss_monai.topology.components import label_components
-from contextloss_monai.utils import check_positive_int
 
 __all__ = ["make_sheets3d"]
 
@@ -41,10 +40,7 @@ def make_sheets3d(size: int = 64, seed: int = 0, depth: int | None = None) -> Sy
         >>> sample.image.shape, sample.label.shape
         ((32, 32, 19, 1), (32, 32, 19))
     """
-    size = check_positive_int(size, "size")
-    depth = check_positive_int(depth if depth is not None else max(16, int(0.6 * size)), "depth")
-    if size < 16 or depth < 16:
-        raise ValueError(f"size and depth must be at least 16 voxels, got size={size}, depth={depth}.")
+    size, depth = volume_shape(size, depth, depth_fraction=0.6)
     rng = np.random.default_rng(seed)
     shape = (size, size, depth)
     x, y, z = np.meshgrid(np.arange(size), np.arange(size), np.arange(depth), indexing="ij", sparse=True)

@@ -7,9 +7,8 @@ from scipy import ndimage
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist
 
-from contextloss_monai.data.synthetic.common import SyntheticSample, ball_mask, capsule_field, smooth_noise
+from contextloss_monai.data.synthetic.common import SyntheticSample, ball_mask, capsule_field, smooth_noise, volume_shape
 from contextloss_monai.topology.components import label_components
-from contextloss_monai.utils import check_positive_int
 
 __all__ = ["make_vessels3d"]
 
@@ -43,10 +42,7 @@ def make_vessels3d(size: int = 64, seed: int = 0, depth: int | None = None) -> S
         >>> sample.image.shape, sample.label.shape
         ((32, 32, 16, 2), (32, 32, 16))
     """
-    size = check_positive_int(size, "size")
-    depth = check_positive_int(depth if depth is not None else max(16, size // 2), "depth")
-    if size < 16 or depth < 16:
-        raise ValueError(f"size and depth must be at least 16 voxels, got size={size}, depth={depth}.")
+    size, depth = volume_shape(size, depth, depth_fraction=0.5)
     rng = np.random.default_rng(seed)
     shape = (size, size, depth)
     extent = np.array(shape, dtype=np.float64)
