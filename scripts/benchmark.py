@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle import LOSS_NAMES
-    from contextloss_monai.bundle.experiment import methods_for, run_experiment, write_results
+    from contextloss_monai.experiment import bundle_setting, methods_for, run_experiment, write_results
 
     bundles = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.yaml").is_file())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import yaml
-    from monai.bundle import ConfigParser
 
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 
@@ -48,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ROOT / "outputs" / f"benchmark_{args.bundle}").absolute()
     data = Path(args.data) if args.data else out / "data"
     if args.data is None and not (data / "dataset.json").is_file():
-        config = ConfigParser()
-        config.read_config(str(bundle / "configs" / "train.yaml"))
-        write_synthetic_dataset(config["synthetic_kind"], data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
+        write_synthetic_dataset(bundle_setting(bundle, "synthetic_kind"), data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
     start = time.perf_counter()
     rows = run_experiment(bundle, out, data, args.folds, methods_for(args.methods, args.gammas), args.epochs, **overrides)

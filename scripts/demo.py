@@ -19,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from contextloss_monai.experiment import Method, run_experiment, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "roads_2d"
+PRETRAINED, BASELINE, CLOSS = Method(None), Method("dice_ce", 0.0), Method("context", 0.2)
 
 
 def write_figures(out: Path, fold_dir: Path, n_cases: int) -> list[Path]:
@@ -31,12 +34,14 @@ def write_figures(out: Path, fold_dir: Path, n_cases: int) -> list[Path]:
     import numpy as np
     import torch
 
+    from contextloss_monai.experiment.figures import plot_gap_overlay, plot_training_curves
+    from contextloss_monai.layout import RunLayout
     from contextloss_monai.topology import critical_pixel_mask
-    from contextloss_monai.visualize import plot_gap_overlay, plot_training_curves
 
-    logs = {"pretrain (Dice & CE)": fold_dir / "logs/pretrain/training_log.csv",
-            "fine-tune Dice & CE": fold_dir / "logs/finetune_dice_ce_g0/training_log.csv",
-            "fine-tune CLoss γ=0.2": fold_dir / "logs/finetune_context_g0.2/training_log.csv"}
+    layout = RunLayout(fold_dir)
+    logs = {"pretrain (Dice & CE)": layout.training_log(RunLayout.PRETRAIN_STAGE),
+            "fine-tune Dice & CE": layout.training_log(RunLayout.stage_of(BASELINE.key)),
+            "fine-tune CLoss γ=0.2": layout.training_log(RunLayout.stage_of(CLOSS.key))}
     figures = [plot_training_curves({k: v for k, v in logs.items() if v.is_file()}, out / "training_curves.png",
                                     title=f"roads_2d, {fold_dir.name}")]
     dataset = out / "data"
@@ -44,8 +49,8 @@ def write_figures(out: Path, fold_dir: Path, n_cases: int) -> list[Path]:
         case = Path(item["image"]).name.split(".")[0]
         image = np.asanyarray(nib.load(dataset / item["image"]).dataobj)
         label = np.asanyarray(nib.load(dataset / item["label"]).dataobj).astype(bool)
-        baseline = np.asanyarray(nib.load(fold_dir / f"eval/dice_ce_g0/{case}_seg.nii.gz").dataobj).astype(bool)
-        closs = np.asanyarray(nib.load(fold_dir / f"eval/context_g0.2/{case}_seg.nii.gz").dataobj).astype(bool)
+        baseline = np.asanyarray(nib.load(layout.prediction(BASELINE.key, case)).dataobj).astype(bool)
+        closs = np.asanyarray(nib.load(layout.prediction(CLOSS.key, case)).dataobj).astype(bool)
         critical = critical_pixel_mask(torch.as_tensor(baseline)[None, None], torch.as_tensor(label)[None, None], skeleton="exact")[0, 0].numpy()
         figures.append(plot_gap_overlay(image, label, baseline, closs, out / f"gaps_{case}.png", critical=critical,
                                         title=f"{case}: Dice & CE vs CLoss (γ = 0.2), both with the topological post-processing"))
@@ -69,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         args.folds, args.epochs, args.n_train, args.n_test, args.size, args.figures = [0], 2, 5, 2, 64, 1
         overrides["patch_size"] = [64, 64]
 
-    from contextloss_monai.bundle.experiment import Method, run_experiment, write_results
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 
     start = time.perf_counter()
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     data = out / "data"
     if not (data / "dataset.json").is_file():
         write_synthetic_dataset("roads", data, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=0, overwrite=True)
-    methods = [Method(None), Method("dice_ce", 0.0), Method("context", 0.2)]
+    methods = [PRETRAINED, BASELINE, CLOSS]
     rows = run_experiment(BUNDLE, out, data, args.folds, methods, args.epochs, **overrides)
     _, md_path = write_results(rows, out, title=f"Demo: synthetic roads, {len(args.folds)} fold(s), {args.epochs} pretraining epochs")
     figures = write_figures(out, out / f"fold{args.folds[0]}", args.figures)

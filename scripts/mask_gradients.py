@@ -24,9 +24,9 @@ from monai.bundle import ConfigParser
 from tqdm import tqdm
 
 from contextloss_monai.bundle import dataset_items, load_weights
+from contextloss_monai.layout import RunLayout
 from contextloss_monai.losses import ContextLoss
-from contextloss_monai.topology import skeletonize
-from contextloss_monai.topology.critical_mask import error_context
+from contextloss_monai.topology import critical_pixel_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,13 +45,8 @@ def restricted_gradient_split(logits: torch.Tensor, label: torch.Tensor, iters: 
     if logits.ndim < 4 or logits.shape[:2] != (1, 2) or label.shape != (1, 1, *logits.shape[2:]):
         raise ValueError(f"logits must be (1, 2, *spatial) and label (1, 1, *spatial), got {tuple(logits.shape)} and {tuple(label.shape)}.")
     pred = logits.argmax(1, keepdim=True) == 1
-    truth = label.bool()
-    skel_label = skeletonize(truth, method="soft", iters=iters)
-    skel_pred = skeletonize(pred, method="soft", iters=iters)
-    parts = {
-        "fn": error_context(skel_label & ~pred, skel_label & pred, truth)[0, 0],
-        "fp": error_context(skel_pred & ~truth, skel_pred & truth, pred)[0, 0],
-    }
+    missed, false_positive = critical_pixel_mask(pred, label.bool(), skeleton="soft", iters=iters, return_parts=True)
+    parts = {"fn": missed[0, 0], "fp": false_positive[0, 0]}
     out = {f"{part}_pixels": float(mask.sum()) for part, mask in parts.items()}
     onehot = torch.cat([1 - label, label], 1).float()
     for name, alpha in (("ce", 1.0), ("dice", 0.0)):
@@ -83,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     inferer = config.get_parsed_content("inferer")
     totals: dict[str, float] = {}
     for fold in args.folds:
-        network = load_weights(config.get_parsed_content("network_def", lazy=False), run / f"fold{fold}" / "models" / "pretrained.pt",
+        network = load_weights(config.get_parsed_content("network_def", lazy=False), RunLayout(run / f"fold{fold}").pretrained_model,
                                setting="--run").eval()
         items = dataset_items(run / "data", role="train", fold=fold)[: args.cases]
         if not items:

@@ -10,7 +10,7 @@ Example:
 import argparse
 import sys
 
-from contextloss_monai.bundle.packaging import package_bundle
+from contextloss_monai.experiment.packaging import package_bundle
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -16,7 +16,7 @@ import nibabel as nib
 
 from conftest import copy_bundle
 
-from contextloss_monai.bundle.packaging import package_bundle
+from contextloss_monai.experiment.packaging import package_bundle
 from contextloss_monai.data.synthetic import write_synthetic_dataset
 
 

@@ -14,14 +14,13 @@ from monai.networks.nets import DynUNet
 from contextloss_monai.bundle import (
     LOSS_NAMES,
     PairedNetwork,
-    SplitPaird,
     StackedDeepSupervisionLoss,
     build_loss,
     finetune_epochs,
     load_weights,
 )
 from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss
-from contextloss_monai.transforms import ChannelLastToFirst, ChannelLastToFirstd
+from contextloss_monai.transforms import ChannelLastToFirst, ChannelLastToFirstd, SplitPaird
 
 
 def test_build_loss_names_the_papers_methods():
@@ -99,7 +98,7 @@ def test_channel_last_to_first_fixes_the_spatial_shape():
 def test_metrics_report(tmp_path):
     from ignite.engine import Engine, Events
 
-    from contextloss_monai.bundle import MetricsReport
+    from contextloss_monai.handlers import MetricsReport
 
     engine = Engine(lambda engine, batch: batch)
     # what MONAI metric handlers with save_details=True leave behind: per-image (B, C) values
@@ -120,7 +119,7 @@ def test_epoch_logger_keeps_validation_columns(tmp_path):
     """Validation runs every few epochs: its columns must survive epochs without validation, also across runs."""
     from ignite.engine import Engine, Events
 
-    from contextloss_monai.bundle import EpochLogger
+    from contextloss_monai.handlers import EpochLogger
 
     validator = Engine(lambda e, b: None)
     trainer = Engine(lambda e, b: {"loss": torch.tensor(1.0)})

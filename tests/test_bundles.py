@@ -88,7 +88,7 @@ def test_all_stages(name, datasets, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2] and all(0 <= float(r["val_mean_dice"]) <= 1 for r in rows)
 
     done = run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "2")
-    assert "finetune_context epoch 1/1" in done.stdout + done.stderr  # 5 % of 2 epochs, at least 1
+    assert "finetune_context_g0.2 epoch 1/1" in done.stdout + done.stderr  # 5 % of 2 epochs, at least 1
     assert (bundle / "models/model.pt").is_file()
     pretrained, finetuned = (torch.load(bundle / f"models/{m}.pt") for m in ("pretrained", "model"))
     assert any(not torch.equal(pretrained[k], finetuned[k]) for k in pretrained)

@@ -1,5 +1,7 @@
-"""What the bundles in ``bundles/`` call from their configs: data folders, stage losses, weights,
-handlers, Algorithm 2 inference parts and DDP helpers. Configs stay declarative; the logic is here."""
+"""What the bundles in ``bundles/`` call from their configs: data folders, stage losses, weights, the run
+layout, the paired network of Algorithm 2 and DDP helpers. Configs stay declarative; the logic is here.
+Handlers and transforms the configs use live in ``contextloss_monai.handlers`` and ``contextloss_monai.transforms``;
+experiments over many stages (demo, benchmark, packaging, figures) in ``contextloss_monai.experiment``."""
 
 from contextloss_monai.bundle.data import dataset_items, ensure_dataset
 from contextloss_monai.bundle.distributed import (
@@ -9,20 +11,16 @@ from contextloss_monai.bundle.distributed import (
     is_main_process,
     wrap_distributed,
 )
-from contextloss_monai.bundle.handlers import EpochLogger, MetricsReport, ResumeFromLastCheckpoint, TrainingStateSaver
-from contextloss_monai.bundle.inference import PairedNetwork, SplitPaird
 from contextloss_monai.bundle.losses import LOSS_NAMES, StackedDeepSupervisionLoss, build_loss
+from contextloss_monai.bundle.networks import PairedNetwork
 from contextloss_monai.bundle.weights import finetune_epochs, load_weights
+from contextloss_monai.layout import RunLayout
 
 __all__ = [
-    "EpochLogger",
     "LOSS_NAMES",
-    "MetricsReport",
     "PairedNetwork",
-    "ResumeFromLastCheckpoint",
-    "SplitPaird",
+    "RunLayout",
     "StackedDeepSupervisionLoss",
-    "TrainingStateSaver",
     "build_loss",
     "dataset_items",
     "destroy_distributed",

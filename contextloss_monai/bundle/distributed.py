@@ -7,6 +7,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from contextloss_monai.utils import is_main_process
+
 __all__ = ["init_distributed", "distributed_device", "wrap_distributed", "is_main_process", "destroy_distributed"]
 
 
@@ -32,11 +34,6 @@ def wrap_distributed(network: torch.nn.Module, device: torch.device) -> torch.nn
     network = network.to(device)
     device_ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
-
-
-def is_main_process() -> bool:
-    """Rank 0, or not distributed."""
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def destroy_distributed() -> None:

@@ -6,6 +6,7 @@ import torch
 from monai.losses import DeepSupervisionLoss, DiceCELoss
 from torch.nn.modules.loss import _Loss
 
+from contextloss_monai.checks import check_option
 from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss
 
 __all__ = ["LOSS_NAMES", "build_loss", "StackedDeepSupervisionLoss"]
@@ -70,6 +71,7 @@ def build_loss(
     Raises:
         ValueError: for an unknown ``name`` (naming the setting ``loss_name``) or a ``gamma`` outside ``[0, 1]``.
     """
+    check_option(name, LOSS_NAMES, "loss_name")
     common = {"include_background": False, "to_onehot_y": True, "softmax": True}
     if name == "dice_ce":
         loss: _Loss = DiceCELoss(**common)
@@ -77,7 +79,7 @@ def build_loss(
         loss = ClDiceLoss(gamma=gamma, iters=iters, **common)
     elif name == "compound_cldice":
         loss = CompoundClDiceLoss(gamma=gamma, alpha=alpha, iters=iters, **common)
-    elif name in ("context", "context_dice", "thin_context"):
+    else:  # the ContextLoss variants
         loss = ContextLoss(
             gamma=gamma,
             alpha=0.0 if name == "context_dice" else alpha,
@@ -86,6 +88,4 @@ def build_loss(
             iters=iters,
             **common,
         )
-    else:
-        raise ValueError(f"loss_name must be one of {sorted(LOSS_NAMES)}, got {name!r}.")
     return StackedDeepSupervisionLoss(loss) if deep_supervision else loss

@@ -2,6 +2,7 @@
 
 from contextloss_monai.data.dataset_folder import (
     DATALIST_NAME,
+    CaseArrays,
     assign_folds,
     check_binary_label,
     load_datalist,
@@ -9,10 +10,12 @@ from contextloss_monai.data.dataset_folder import (
     staging_folder,
     write_case,
     write_datalist,
+    write_dataset_folder,
 )
 
 __all__ = [
     "DATALIST_NAME",
+    "CaseArrays",
     "assign_folds",
     "check_binary_label",
     "load_datalist",
@@ -20,4 +23,5 @@ __all__ = [
     "staging_folder",
     "write_case",
     "write_datalist",
+    "write_dataset_folder",
 ]

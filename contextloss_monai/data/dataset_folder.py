@@ -20,8 +20,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import numpy as np
 
 __all__ = [
     "DATALIST_NAME",
+    "CaseArrays",
     "assign_folds",
     "check_binary_label",
     "load_datalist",
@@ -36,6 +38,7 @@ __all__ = [
     "staging_folder",
     "write_case",
     "write_datalist",
+    "write_dataset_folder",
 ]
 
 DATALIST_NAME = "dataset.json"
@@ -143,6 +146,75 @@ def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Itera
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
+
+
+@dataclass
+class CaseArrays:
+    """One case for :func:`write_dataset_folder`: its arrays, voxel spacing, extra datalist keys and metadata."""
+
+    image: np.ndarray
+    label: np.ndarray
+    spacing: Sequence[float]
+    mask: np.ndarray | None = None
+    item: dict = field(default_factory=dict)
+    metadata: dict | None = None
+
+
+def write_dataset_folder(
+    out_dir: str | os.PathLike,
+    train: Sequence[tuple[str, Callable[[], CaseArrays]]],
+    test: Sequence[tuple[str, Callable[[], CaseArrays]]],
+    *,
+    n_folds: int,
+    seed: int,
+    channels: Sequence[str],
+    structure: str,
+    overwrite: bool = False,
+    progress: bool = True,
+    desc: str = "dataset",
+    metadata_file: str | None = None,
+    **info: Any,
+) -> Path:
+    """Write a dataset folder from named case loaders, all or nothing: every case is loaded (``load()``) and
+    written into a staging folder beside ``out_dir`` that replaces it only at the end; training items get a
+    ``fold`` (:func:`assign_folds`), ``dataset.json`` the datalist with ``channels``, ``labels`` and ``info``.
+    The cases' ``metadata`` go to ``metadata_file`` when it is given. The callers check their arguments.
+
+    Returns:
+        the path of ``dataset.json``.
+    """
+    from tqdm.auto import tqdm
+
+    folds = assign_folds(len(train), n_folds, seed)
+    parts: dict[str, list[dict]] = {"Tr": [], "Ts": []}
+    metadata: dict[str, dict] = {}
+    spacing: Sequence[float] = ()
+    with staging_folder(out_dir, overwrite=overwrite) as staging:
+        jobs = [(name, load, "Tr", i) for i, (name, load) in enumerate(train)] + [(name, load, "Ts", None) for name, load in test]
+        for name, load, part, index in tqdm(jobs, desc=desc, unit="case", disable=not progress):
+            case = load()
+            spacing = case.spacing
+            item = write_case(staging, part, name, case.image, case.label, case.spacing, case.mask)
+            item.update(case.item)
+            if index is not None:
+                item["fold"] = folds[index]
+            parts[part].append(item)
+            if case.metadata is not None:
+                metadata[name] = case.metadata
+        if metadata_file is not None:
+            (staging / metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
+        write_datalist(
+            staging,
+            parts["Tr"],
+            parts["Ts"],
+            **info,
+            tensorImageSize=f"{len(spacing)}D",
+            spacing=[float(v) for v in spacing],
+            channels={str(i): c for i, c in enumerate(channels)},
+            labels={"0": "background", "1": structure},
+            n_folds=n_folds,
+        )
+    return Path(out_dir) / DATALIST_NAME
 
 
 def load_datalist(dataset_dir: str | os.PathLike, role: str = "training", fold: int | None = None) -> list[dict]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from monai.losses import DiceCELoss, SoftclDiceLoss, SoftDiceclDiceLoss
-from monai.networks import one_hot
+from monai.losses import SoftclDiceLoss, SoftDiceclDiceLoss
 from monai.utils import DiceCEReduction, look_up_option
 from torch.nn.modules.loss import _Loss
 
-from contextloss_monai.utils import check_positive_int, check_unit_interval
+from contextloss_monai.checks import check_positive_int, check_unit_interval
+from contextloss_monai.losses.pixel import pixel_loss, prepare_target
 
 __all__ = ["ClDiceLoss", "CompoundClDiceLoss"]
 
@@ -41,6 +41,18 @@ class ClDiceLoss(SoftDiceclDiceLoss):
             iter_=check_positive_int(iters, "iters"), alpha=check_unit_interval(gamma, "gamma"), **kwargs
         )
         self.gamma = self.alpha
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            input: logits ``(B, N, H, W[, D])``.
+            target: binary one-hot target of the same shape, or class indices ``(B, 1, ...)`` with ``to_onehot_y``.
+
+        Raises:
+            ValueError: mismatched shapes, input not 4D/5D, non-binary target (checked as ``ContextLoss`` does).
+        """
+        target = prepare_target(input, target, self.to_onehot_y)
+        return (1.0 - self.alpha) * self.dice(input, target) + self.alpha * self.cldice(input, target)
 
 
 class CompoundClDiceLoss(_Loss):
@@ -94,17 +106,7 @@ class CompoundClDiceLoss(_Loss):
         self.alpha = check_unit_interval(alpha, "alpha")
         self.reduction = look_up_option(reduction, DiceCEReduction).value
         self.to_onehot_y = to_onehot_y
-        self.pixel_loss = DiceCELoss(
-            include_background=include_background,
-            sigmoid=sigmoid,
-            softmax=softmax,
-            other_act=other_act,
-            reduction=self.reduction,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            lambda_dice=1.0 - self.alpha,
-            lambda_ce=self.alpha,
-        )
+        self.pixel_loss = pixel_loss(self.alpha, include_background, sigmoid, softmax, other_act, self.reduction, smooth_nr, smooth_dr)
         self.cldice = SoftclDiceLoss(
             iter_=check_positive_int(iters, "iters"),
             include_background=include_background,
@@ -121,17 +123,9 @@ class CompoundClDiceLoss(_Loss):
             target: one-hot target of the same shape, or class indices ``(B, 1, ...)`` with ``to_onehot_y``.
 
         Raises:
-            ValueError: when input and target differ in dimensions or channels.
+            ValueError: mismatched shapes, input not 4D/5D, non-binary target (checked as ``ContextLoss`` does).
         """
-        if input.dim() != target.dim():
-            raise ValueError(
-                f"input and target must have the same number of dimensions, got {tuple(input.shape)} "
-                f"and {tuple(target.shape)}."
-            )
-        if self.to_onehot_y and input.shape[1] > 1:
-            target = one_hot(target, num_classes=input.shape[1])
-        if target.shape != input.shape:
-            raise ValueError(f"target must have the shape of input {tuple(input.shape)}, got {tuple(target.shape)}.")
+        target = prepare_target(input, target, self.to_onehot_y)
         pixel = self.pixel_loss(input, target)
         if self.gamma == 0.0:
             return pixel

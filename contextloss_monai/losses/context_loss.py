@@ -3,21 +3,20 @@ topology-preserving segmentation", ICIP 2025 (arXiv 2506.11134)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
-from monai.losses import DiceCELoss, DiceLoss
+from monai.losses import DiceLoss
 from monai.networks import one_hot
 from monai.utils import DiceCEReduction, look_up_option
 from torch.nn.modules.loss import _Loss
 
-from contextloss_monai.topology.critical_mask import critical_pixel_mask
+from contextloss_monai.checks import check_option, check_positive_int, check_spacing, check_unit_interval
+from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
+from contextloss_monai.topology.critical_mask import critical_mask_kernel
 from contextloss_monai.topology.skeleton import SKELETON_METHODS
-from contextloss_monai.utils import check_binary, check_positive_int, check_spacing, check_unit_interval
 
-__all__ = ["ContextLoss", "binarize_prediction", "pixelwise_cross_entropy"]
+__all__ = ["ContextLoss", "binarize_prediction"]
 
 
 def binarize_prediction(
@@ -44,26 +43,6 @@ def binarize_prediction(
         if other_act is not None:
             return other_act(input) > 0.5
         return input > 0.5
-
-
-def pixelwise_cross_entropy(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """
-    The per-pixel cross-entropy that MONAI's ``DiceCELoss`` averages, before its reduction.
-
-    As in ``DiceCELoss``, ``input`` is read as logits: softmax cross-entropy over the channels when
-    there are several (``-Σ_c y_c log softmax(x)_c``), binary cross-entropy with logits for one channel.
-
-    Args:
-        input: logits ``(B, N, *spatial)``.
-        target: one-hot (or binary, for ``N = 1``) target of the same shape.
-
-    Returns:
-        the loss per pixel, shape ``(B, 1, *spatial)``.
-    """
-    target = target.to(input.dtype)
-    if input.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(input, target, reduction="none")
-    return -(target * F.log_softmax(input, dim=1)).sum(dim=1, keepdim=True)
 
 
 class ContextLoss(_Loss):
@@ -146,15 +125,14 @@ class ContextLoss(_Loss):
         super().__init__()
         self.gamma = check_unit_interval(gamma, "gamma")
         self.alpha = check_unit_interval(alpha, "alpha")
-        if skeleton not in SKELETON_METHODS:
-            raise ValueError(f"skeleton must be one of {SKELETON_METHODS}, got {skeleton!r}.")
+        check_option(skeleton, SKELETON_METHODS, "skeleton")
         if int(sigmoid) + int(softmax) + int(other_act is not None) > 1:
             raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
         if other_act is not None and not callable(other_act):
             raise ValueError(f"other_act must be None or callable, got {type(other_act).__name__}.")
         self.reduction = look_up_option(reduction, DiceCEReduction).value
         self.iters = check_positive_int(iters, "iters")
-        if spacing is not None:
+        if spacing is not None:  # the length is checked against the input's spatial dims at each call
             check_spacing(spacing, len(spacing) if isinstance(spacing, Sequence) else 1)
         self.spacing = spacing
         self.skeleton = skeleton
@@ -165,17 +143,8 @@ class ContextLoss(_Loss):
         self.sigmoid = sigmoid
         self.softmax = softmax
         self.other_act = other_act
-        self.pixel_loss = DiceCELoss(
-            include_background=include_background,
-            sigmoid=sigmoid,
-            softmax=softmax,
-            other_act=other_act,
-            reduction=self.reduction,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            batch=batch,
-            lambda_dice=1.0 - self.alpha,
-            lambda_ce=self.alpha,
+        self.pixel_loss = pixel_loss(
+            self.alpha, include_background, sigmoid, softmax, other_act, self.reduction, smooth_nr, smooth_dr, batch
         )
         self.masked_dice = DiceLoss(reduction="none", smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch)
 
@@ -187,37 +156,6 @@ class ContextLoss(_Loss):
         if self.other_act is not None:
             return self.other_act(input)
         return input
-
-    def _prepare_target(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if input.dim() != target.dim():
-            raise ValueError(
-                f"input and target must have the same number of dimensions (B, N, *spatial), "
-                f"got shapes {tuple(input.shape)} and {tuple(target.shape)}."
-            )
-        if input.dim() not in (4, 5):
-            raise ValueError(f"input must be 4D (B, N, H, W) or 5D (B, N, H, W, D), got shape {tuple(input.shape)}.")
-        if input.shape[0] != target.shape[0] or input.shape[2:] != target.shape[2:]:
-            raise ValueError(
-                f"target must match input in batch and spatial size, got {tuple(target.shape)} "
-                f"for input {tuple(input.shape)}."
-            )
-        n_classes = input.shape[1]
-        if self.to_onehot_y:
-            if n_classes == 1:
-                warnings.warn("single channel prediction, `to_onehot_y=True` ignored.", stacklevel=3)
-            else:
-                if target.shape[1] != 1:
-                    raise ValueError(f"target must have 1 channel with to_onehot_y=True, got {tuple(target.shape)}.")
-                if ((target < 0) | (target >= n_classes) | (target != target.round())).any():
-                    raise ValueError(f"target must hold class indices in [0, {n_classes - 1}] with to_onehot_y=True.")
-                target = one_hot(target, num_classes=n_classes)
-        if target.shape[1] != n_classes:
-            raise ValueError(
-                f"target must have {n_classes} channels (one-hot) like input, or 1 channel with "
-                f"to_onehot_y=True, got shape {tuple(target.shape)}."
-            )
-        check_binary(target, "target")
-        return target
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
@@ -232,18 +170,18 @@ class ContextLoss(_Loss):
         Raises:
             ValueError: mismatched shapes, wrong number of dimensions, non-binary target.
         """
-        target = self._prepare_target(input, target)
+        target = prepare_target(input, target, self.to_onehot_y)  # the call's one check of the target
         pixel = self.pixel_loss(input, target)
         if self.gamma == 0.0:
             return pixel
         first = 0 if (self.include_background or input.shape[1] == 1) else 1
-        mask = critical_pixel_mask(
+        mask = critical_mask_kernel(  # the target is checked, the prediction binary by construction
             binarize_prediction(input, self.sigmoid, self.softmax, self.other_act)[:, first:],
-            target[:, first:],
+            target[:, first:].bool(),
             skeleton=self.skeleton,
             iters=self.iters,
             context=self.context,
-            spacing=self.spacing,
+            spacing=check_spacing(self.spacing, input.dim() - 2),
         ).to(input.dtype)
         restricted = (1.0 - self.alpha) * self._restricted_dice(input, target, mask, first)
         restricted = restricted + self.alpha * self._restricted_ce(input, target, mask)

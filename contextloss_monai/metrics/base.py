@@ -3,7 +3,8 @@ cumulative-metric plumbing (buffers, reduction, ``get_not_nans``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -11,25 +12,25 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-from contextloss_monai.topology.betti import to_bool_array
-from contextloss_monai.utils import check_batched_spatial, check_same_shape
+from contextloss_monai.checks import as_bool_array, check_batched_spatial, check_same_shape, check_tile_shape
 
-__all__ = ["TopologyMetric", "per_sample_and_channel", "prepare_binary_pair"]
+__all__ = ["TopologyMetric", "per_sample_and_channel", "per_tiled_image", "prepare_binary_pair"]
 
 
 def prepare_binary_pair(
     y_pred: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, include_background: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """
-    Check a binarized prediction and label ``(B, C, *spatial)`` and return them as NumPy ``bool`` arrays,
-    without the first channel when ``include_background`` is ``False``.
+    Check a binarized prediction and label ``(B, C, *spatial)`` (tensors on any device, any dtype including
+    bfloat16, or arrays) and return them as NumPy ``bool`` arrays, without the first channel when
+    ``include_background`` is ``False``: the entry check of every topology metric.
 
     Raises:
         ValueError: when the shapes differ, the input is not 4D/5D or not binary.
     """
     check_same_shape(y_pred, y, "y_pred", "y")
     check_batched_spatial(y_pred, "y_pred")
-    pred, label = to_bool_array(y_pred, "y_pred"), to_bool_array(y, "y")
+    pred, label = as_bool_array(y_pred, "y_pred"), as_bool_array(y, "y")
     if not include_background:
         if pred.shape[1] == 1:
             raise ValueError("include_background=False needs y_pred with more than one channel (one-hot).")
@@ -46,16 +47,36 @@ def per_sample_and_channel(
     return torch.as_tensor(np.asarray(values), dtype=torch.float32)
 
 
+def per_tiled_image(
+    y_pred: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    include_background: bool,
+    patch_size: Sequence[int] | int | None,
+    image_fn: Callable[[np.ndarray, np.ndarray, tuple[int, ...]], float],
+) -> torch.Tensor:
+    """The body of a tiled metric: check the pair (:func:`prepare_binary_pair`) and ``patch_size``, then
+    ``image_fn(pred, label, tile_shape)`` per sample and channel, ``(B, C)``."""
+    pred, label = prepare_binary_pair(y_pred, y, include_background)
+    tiles = check_tile_shape(patch_size, pred.shape[2:])
+    return per_sample_and_channel(pred, label, lambda p, t: image_fn(p, t, tiles))
+
+
 class TopologyMetric(CumulativeIterationMetric):
     """
     Base of the topology metrics: a MONAI ``CumulativeIterationMetric`` whose per-batch values come from a
-    functional form ``compute(y_pred, y, include_background=..., **options)`` returning ``(B, C, ...)``.
+    functional form ``compute_fn(y_pred, y, include_background=..., **options)`` returning ``(B, C, ...)``.
+    A subclass names its ``compute_fn``; the options it takes are that function's keyword arguments
+    (``patch_size``, ``connectivity``, ...), checked by name here and by value at the first call.
 
     Args:
         include_background: whether to evaluate the first channel.
         reduction: MONAI reduction of the buffered ``(N, C, ...)`` values in :meth:`aggregate`
             (``"mean"``, ``"sum"``, ``"mean_batch"``, ... or ``"none"``); NaN entries are left out.
         get_not_nans: whether :meth:`aggregate` also returns the number of non-NaN values.
+        options: keyword arguments of ``compute_fn``.
+
+    Raises:
+        TypeError: for an option ``compute_fn`` does not take.
     """
 
     compute_fn: Callable[..., torch.Tensor]
@@ -68,6 +89,10 @@ class TopologyMetric(CumulativeIterationMetric):
         **options,
     ) -> None:
         super().__init__()
+        accepted = set(inspect.signature(self.compute_fn).parameters) - {"y_pred", "y", "include_background"}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown option(s) {unknown}; it takes {sorted(accepted)}.")
         self.include_background = include_background
         self.reduction = reduction
         self.get_not_nans = get_not_nans

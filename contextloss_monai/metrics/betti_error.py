@@ -6,11 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.utils import MetricReduction
 
+from contextloss_monai.checks import check_connectivity, check_option, check_slice_axis, check_tile_shape
 from contextloss_monai.metrics.base import TopologyMetric, per_sample_and_channel, prepare_binary_pair
-from contextloss_monai.topology.betti import check_connectivity, tile_betti_numbers
-from contextloss_monai.topology.tiling import check_tile_shape
+from contextloss_monai.topology.betti import betti_kernel
 
 __all__ = ["BettiErrorMetric", "betti_error_kinds", "compute_betti_error"]
 
@@ -21,40 +20,23 @@ def betti_error_kinds(true_3d: bool) -> tuple[str, ...]:
     return ("e0", "e1", "e2", "e") if true_3d else ("e0", "e1", "e")
 
 
-def _check_slice_axis(slice_axis: int | None, spatial_dims: int) -> int | None:
-    if slice_axis is None:
-        return None
-    if spatial_dims != 3:
-        raise ValueError(f"slice_axis needs 3D images (B, C, H, W, D), got {spatial_dims}D images.")
-    if slice_axis not in (0, 1, 2, -1, -2, -3):
-        raise ValueError(f"slice_axis must be a spatial axis 0, 1 or 2 (or None), got {slice_axis!r}.")
-    return slice_axis % 3
-
-
 def betti_errors_of_image(
-    pred: np.ndarray,
-    label: np.ndarray,
-    patch_size: Sequence[int] | int | None = None,
-    connectivity: int | None = None,
-    slice_axis: int | None = None,
+    pred: np.ndarray, label: np.ndarray, tiles: tuple[int, ...], connectivity: int, slice_axis: int | None = None
 ) -> np.ndarray:
     """
-    Tile-averaged Betti errors of one binary image pair ``(H, W)`` or ``(H, W, D)``.
+    Tile-averaged Betti errors of one checked binary image pair ``(H, W)`` or ``(H, W, D)`` (bool arrays; the
+    tile shape of the image or of its slices, the connectivity and slice axis as :func:`compute_betti_error`
+    checked them).
 
     Returns:
         ``(e0, e1, e)`` (2D, slice-wise) or ``(e0, e1, e2, e)`` (true 3D) as a float array.
     """
     if slice_axis is None:
-        errors = np.abs(
-            tile_betti_numbers(pred, patch_size, connectivity) - tile_betti_numbers(label, patch_size, connectivity)
-        )
+        errors = np.abs(betti_kernel(pred, tiles, connectivity) - betti_kernel(label, tiles, connectivity))
     else:
         pred, label = np.moveaxis(pred, slice_axis, 0), np.moveaxis(label, slice_axis, 0)
         errors = np.concatenate(
-            [
-                np.abs(tile_betti_numbers(p, patch_size, connectivity) - tile_betti_numbers(y, patch_size, connectivity))
-                for p, y in zip(pred, label)
-            ]
+            [np.abs(betti_kernel(p, tiles, connectivity) - betti_kernel(y, tiles, connectivity)) for p, y in zip(pred, label)]
         )
     mean = errors.mean(axis=0)
     return np.append(mean, mean[0] + mean[1])
@@ -102,17 +84,15 @@ def compute_betti_error(
     """
     pred, label = prepare_binary_pair(y_pred, y, include_background)
     spatial_dims = pred.ndim - 2
-    slice_axis = _check_slice_axis(slice_axis, spatial_dims)
+    slice_axis = check_slice_axis(slice_axis, spatial_dims)
     image_dims = 2 if slice_axis is not None else spatial_dims
-    check_connectivity(connectivity, image_dims)
+    connectivity = check_connectivity(connectivity, image_dims)
     image_shape = pred.shape[2:] if slice_axis is None else tuple(np.delete(pred.shape[2:], slice_axis))
-    check_tile_shape(patch_size, image_shape)
+    tiles = check_tile_shape(patch_size, image_shape)
     kinds = betti_error_kinds(image_dims == 3)
-    if error is not None and error not in kinds:
-        raise ValueError(f"error must be one of {kinds} (or None), got {error!r}.")
-    values = per_sample_and_channel(
-        pred, label, lambda p, t: betti_errors_of_image(p, t, patch_size, connectivity, slice_axis)
-    )
+    if error is not None:
+        check_option(error, kinds, "error")
+    values = per_sample_and_channel(pred, label, lambda p, t: betti_errors_of_image(p, t, tiles, connectivity, slice_axis))
     return values if error is None else values[..., kinds.index(error)]
 
 
@@ -138,24 +118,7 @@ class BettiErrorMetric(TopologyMetric):
 
     compute_fn = staticmethod(compute_betti_error)
 
-    def __init__(
-        self,
-        include_background: bool = True,
-        reduction: MetricReduction | str = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-        patch_size: Sequence[int] | int | None = None,
-        connectivity: int | None = None,
-        slice_axis: int | None = None,
-        error: str | None = None,
-    ) -> None:
-        if error is not None and error not in ("e0", "e1", "e2", "e"):
-            raise ValueError(f"error must be one of ('e0', 'e1', 'e2', 'e') or None, got {error!r}.")
-        super().__init__(
-            include_background,
-            reduction,
-            get_not_nans,
-            patch_size=patch_size,
-            connectivity=connectivity,
-            slice_axis=slice_axis,
-            error=error,
-        )
+    def __init__(self, *args, error: str | None = None, **kwargs) -> None:
+        if error is not None:  # checked here, so that a wrong kind fails before any data
+            check_option(error, ("e0", "e1", "e2", "e"), "error")
+        super().__init__(*args, error=error, **kwargs)

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.utils import MetricReduction
 
-from contextloss_monai.metrics.base import TopologyMetric, per_sample_and_channel, prepare_binary_pair
+from contextloss_monai.metrics.base import TopologyMetric, per_tiled_image
 from contextloss_monai.topology.skeleton import skeletonize_exact
-from contextloss_monai.topology.tiling import check_tile_shape, tile_slices
+from contextloss_monai.topology.tiling import tile_slices
 
 __all__ = ["ClDiceMetric", "cldice_of_tile", "compute_cldice"]
 
@@ -67,29 +66,12 @@ def compute_cldice(
     Raises:
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
-    pred, label = prepare_binary_pair(y_pred, y, include_background)
-    check_tile_shape(patch_size, pred.shape[2:])
-    return per_sample_and_channel(pred, label, lambda p, t: cldice_of_image(p, t, patch_size))
+    return per_tiled_image(y_pred, y, include_background, patch_size, cldice_of_image)
 
 
 class ClDiceMetric(TopologyMetric):
-    """
-    clDice as a MONAI cumulative metric; see :func:`compute_cldice`.
-
-    Args:
-        include_background: whether to evaluate the first channel.
-        reduction: MONAI reduction for :meth:`aggregate` (NaN values of empty images are left out).
-        get_not_nans: whether :meth:`aggregate` also returns the number of non-NaN values.
-        patch_size: tile size (``None`` = whole image).
-    """
+    """clDice as a MONAI cumulative metric: the arguments of :class:`~contextloss_monai.metrics.TopologyMetric`
+    (``include_background``, ``reduction``, ``get_not_nans``) and the options of :func:`compute_cldice`
+    (``patch_size``). NaN values of images without foreground are left out of the reductions."""
 
     compute_fn = staticmethod(compute_cldice)
-
-    def __init__(
-        self,
-        include_background: bool = True,
-        reduction: MetricReduction | str = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-        patch_size: Sequence[int] | int | None = None,
-    ) -> None:
-        super().__init__(include_background, reduction, get_not_nans, patch_size=patch_size)

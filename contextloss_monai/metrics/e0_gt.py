@@ -6,11 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.utils import MetricReduction
 
+from contextloss_monai.checks import check_connectivity, check_tile_shape
 from contextloss_monai.metrics.base import TopologyMetric, per_sample_and_channel, prepare_binary_pair
-from contextloss_monai.topology.betti import check_connectivity, tile_component_counts
-from contextloss_monai.topology.tiling import check_tile_shape
+from contextloss_monai.topology.betti import component_count_kernel
 
 __all__ = ["E0GtMetric", "compute_e0_gt"]
 
@@ -50,12 +49,12 @@ def compute_e0_gt(
         1.0
     """
     pred, label = prepare_binary_pair(y_pred, y, include_background)
-    check_connectivity(connectivity, pred.ndim - 2)
-    check_tile_shape(patch_size, pred.shape[2:])
+    connectivity = check_connectivity(connectivity, pred.ndim - 2)
+    tiles = check_tile_shape(patch_size, pred.shape[2:])
 
     def e0_gt(p: np.ndarray, t: np.ndarray) -> float:
-        masked = tile_component_counts(p & t, patch_size, connectivity)
-        return float(np.abs(masked - tile_component_counts(t, patch_size, connectivity)).mean())
+        masked = component_count_kernel(p & t, tiles, connectivity)
+        return float(np.abs(masked - component_count_kernel(t, tiles, connectivity)).mean())
 
     return per_sample_and_channel(pred, label, e0_gt)
 
@@ -73,13 +72,3 @@ class E0GtMetric(TopologyMetric):
     """
 
     compute_fn = staticmethod(compute_e0_gt)
-
-    def __init__(
-        self,
-        include_background: bool = True,
-        reduction: MetricReduction | str = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-        patch_size: Sequence[int] | int | None = None,
-        connectivity: int | None = None,
-    ) -> None:
-        super().__init__(include_background, reduction, get_not_nans, patch_size=patch_size, connectivity=connectivity)

@@ -31,45 +31,15 @@ from collections.abc import Sequence
 from itertools import product
 
 import numpy as np
-import torch
 
+from monai.config import NdarrayOrTensor
+
+from contextloss_monai.checks import DEFAULT_CONNECTIVITY, as_bool_array, check_connectivity, check_tile_shape
 from contextloss_monai.topology.components import component_lower_corners, label_components
-from contextloss_monai.topology.tiling import check_tile_shape
-from contextloss_monai.utils import NdarrayOrTensor, check_binary
 
-__all__ = [
-    "DEFAULT_CONNECTIVITY",
-    "betti_numbers",
-    "check_connectivity",
-    "tile_betti_numbers",
-    "tile_component_counts",
-    "to_bool_array",
-]
+__all__ = ["DEFAULT_CONNECTIVITY", "betti_kernel", "betti_numbers", "component_count_kernel", "tile_betti_numbers", "tile_component_counts"]
 
-DEFAULT_CONNECTIVITY = {2: 8, 3: 26}
 _DUAL = {4: 8, 8: 4, 6: 26, 26: 6}
-
-
-def check_connectivity(connectivity: int | None, ndim: int) -> int:
-    """The foreground connectivity for a ``ndim``-D image: ``None`` → 8 / 26; 4 / 8 (2D), 6 / 26 (3D).
-
-    Raises:
-        ValueError: when ``connectivity`` is not one of the allowed values for ``ndim``.
-    """
-    if connectivity is None:
-        return DEFAULT_CONNECTIVITY[ndim]
-    allowed = (4, 8) if ndim == 2 else (6, 26)
-    if connectivity not in allowed:
-        raise ValueError(f"connectivity must be one of {allowed} (or None) for {ndim}D images, got {connectivity!r}.")
-    return int(connectivity)
-
-
-def to_bool_array(mask: NdarrayOrTensor, name: str) -> np.ndarray:
-    """A binary array or tensor (any device) as a NumPy ``bool`` array; raises ``ValueError`` naming ``name``
-    when it holds values other than 0 and 1."""
-    check_binary(mask, name)
-    arr = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    return arr.astype(bool, copy=False)
 
 
 def _spread_tiles(mask: np.ndarray, tile_shape: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -156,11 +126,22 @@ def tile_component_counts(
     Raises:
         ValueError: wrong dimensionality, non-binary input, bad ``tile_shape`` or ``connectivity``.
     """
-    arr = to_bool_array(mask, "mask")
+    arr, tiles, connectivity = _checked_mask(mask, tile_shape, connectivity)
+    return component_count_kernel(arr, tiles, connectivity)
+
+
+def _checked_mask(mask: NdarrayOrTensor, tile_shape, connectivity) -> tuple[np.ndarray, tuple[int, ...], int]:
+    """The checks of the public tile functions: a 2D / 3D binary mask, its tile shape and connectivity."""
+    arr = as_bool_array(mask, "mask")
     if arr.ndim not in (2, 3):
         raise ValueError(f"mask must be a 2D (H, W) or 3D (H, W, D) array, got shape {arr.shape}.")
-    connectivity = check_connectivity(connectivity, arr.ndim)
-    spread, starts = _spread_tiles(arr, check_tile_shape(tile_shape, arr.shape))
+    return arr, check_tile_shape(tile_shape, arr.shape), check_connectivity(connectivity, arr.ndim)
+
+
+def component_count_kernel(arr: np.ndarray, tiles: tuple[int, ...], connectivity: int) -> np.ndarray:
+    """Kernel of :func:`tile_component_counts` for a checked bool array, tile shape and connectivity
+    (callers check; this trusts them)."""
+    spread, starts = _spread_tiles(arr, tiles)
     return _count_components_per_tile(spread, starts, connectivity)
 
 
@@ -183,11 +164,12 @@ def tile_betti_numbers(
     Raises:
         ValueError: wrong dimensionality, non-binary input, bad ``tile_shape`` or ``connectivity``.
     """
-    arr = to_bool_array(mask, "mask")
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"mask must be a 2D (H, W) or 3D (H, W, D) array, got shape {arr.shape}.")
-    connectivity = check_connectivity(connectivity, arr.ndim)
-    tiles = check_tile_shape(tile_shape, arr.shape)
+    return betti_kernel(*_checked_mask(mask, tile_shape, connectivity))
+
+
+def betti_kernel(arr: np.ndarray, tiles: tuple[int, ...], connectivity: int) -> np.ndarray:
+    """Kernel of :func:`tile_betti_numbers` for a checked bool array, tile shape and connectivity
+    (callers check; this trusts them)."""
     spread, starts = _spread_tiles(arr, tiles)
     closed = connectivity in (8, 26)
     b0 = _count_components_per_tile(spread, starts, connectivity)

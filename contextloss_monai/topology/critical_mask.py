@@ -6,18 +6,22 @@ from collections.abc import Sequence
 
 import torch
 
-from contextloss_monai.topology.distance import closer_to_error, has_cucim, squared_distance_to_tensor
-from contextloss_monai.topology.skeleton import skeletonize
-from contextloss_monai.utils import (
-    NdarrayOrTensor,
+from monai.config import NdarrayOrTensor
+
+from contextloss_monai.checks import (
     as_bool_tensor,
     check_batched_spatial,
     check_binary,
+    check_option,
+    check_positive_int,
     check_same_shape,
     check_spacing,
 )
+from contextloss_monai.topology.distance import closer_to_error, has_cucim, squared_distance_to_tensor
+from contextloss_monai.topology.skeleton import SKELETON_METHODS, skeleton_kernel
+from contextloss_monai.utils import to_numpy
 
-__all__ = ["critical_pixel_mask", "error_context"]
+__all__ = ["critical_mask_kernel", "critical_pixel_mask", "error_context"]
 
 
 def error_context(
@@ -51,7 +55,7 @@ def error_context(
             d_error = squared_distance_to_tensor(error[b, c], spacing)
             out[b, c] = (d_error < squared_distance_to_tensor(correct[b, c], spacing)) & region[b, c]
             continue
-        mask = closer_to_error(*(t[b, c].cpu().numpy() for t in (error, correct, region)), spacing=spacing)
+        mask = closer_to_error(*(to_numpy(t[b, c]) for t in (error, correct, region)), spacing=spacing)
         out[b, c] = torch.from_numpy(mask).to(out.device)
     return out
 
@@ -64,7 +68,8 @@ def critical_pixel_mask(
     iters: int = 50,
     context: bool = True,
     spacing: float | Sequence[float] | None = None,
-) -> NdarrayOrTensor:
+    return_parts: bool = False,
+) -> NdarrayOrTensor | tuple[NdarrayOrTensor, NdarrayOrTensor]:
     """
     The critical pixel mask ``M`` of ContextLoss: the whole context of every topological error.
 
@@ -90,9 +95,12 @@ def critical_pixel_mask(
         iters: soft-skeleton iterations (the paper uses 50).
         context: ``False`` gives the Thin CLoss mask (error skeleton only).
         spacing: voxel size, one number or one per spatial axis; makes the distances anisotropic.
+        return_parts: return the two parts ``(M_fn, M_fp)`` (missed and false-positive connections)
+            instead of their union.
 
     Returns:
-        the mask ``M``, bool, same shape and type as ``pred`` (on the same device for tensors).
+        the mask ``M`` (or ``(M_fn, M_fp)``), bool, same shape and type as ``pred`` (on the same device for
+        tensors).
 
     Raises:
         ValueError: shape mismatch, not 4D/5D, non-binary input, unknown ``skeleton``,
@@ -109,17 +117,35 @@ def critical_pixel_mask(
     spatial_dims = check_batched_spatial(pred, "pred")
     check_binary(pred, "pred")
     check_binary(label, "label")
+    check_option(skeleton, SKELETON_METHODS, "skeleton")
+    iters = check_positive_int(iters, "iters")
     spacing = check_spacing(spacing, spatial_dims)
-    is_tensor = isinstance(pred, torch.Tensor)
     p = as_bool_tensor(pred)
-    y = as_bool_tensor(label, device=p.device)
+    parts = critical_mask_kernel(p, as_bool_tensor(label, device=p.device), skeleton, iters, context, spacing, return_parts=True)
+    if not isinstance(pred, torch.Tensor):
+        parts = tuple(part.numpy() for part in parts)
+    return parts if return_parts else parts[0] | parts[1]
+
+
+def critical_mask_kernel(
+    pred: torch.Tensor,
+    label: torch.Tensor,
+    skeleton: str,
+    iters: int,
+    context: bool,
+    spacing: tuple[float, ...] | None,
+    return_parts: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Kernel of :func:`critical_pixel_mask` for checked arguments: bool tensors ``(B, C, *spatial)`` on one
+    device, a known ``skeleton``, positive ``iters``, a normalised ``spacing``. Callers check; this trusts
+    them (``ContextLoss`` checks its target once per call and calls this directly)."""
     with torch.no_grad():
-        skel_label = skeletonize(y, method=skeleton, iters=iters)
-        skel_pred = skeletonize(p, method=skeleton, iters=iters)
-        missed, missed_ok = skel_label & ~p, skel_label & p
-        false_pos, false_pos_ok = skel_pred & ~y, skel_pred & y
+        skel_label = skeleton_kernel(label, skeleton, iters)
+        skel_pred = skeleton_kernel(pred, skeleton, iters)
+        missed, missed_ok = skel_label & ~pred, skel_label & pred
+        false_pos, false_pos_ok = skel_pred & ~label, skel_pred & label
         if context:
-            mask = error_context(missed, missed_ok, y, spacing) | error_context(false_pos, false_pos_ok, p, spacing)
+            parts = error_context(missed, missed_ok, label, spacing), error_context(false_pos, false_pos_ok, pred, spacing)
         else:
-            mask = missed | false_pos
-    return mask if is_tensor else mask.numpy()
+            parts = missed, false_pos
+    return parts if return_parts else parts[0] | parts[1]

@@ -10,9 +10,12 @@ import torch
 from monai.losses.cldice import soft_erode, soft_open
 
 from contextloss_monai.topology.morphology import dilate_box, erode_cross
-from contextloss_monai.utils import NdarrayOrTensor, check_batched_spatial, check_binary, check_positive_int
+from monai.config import NdarrayOrTensor
 
-__all__ = ["SKELETON_METHODS", "binary_soft_skeleton", "skeletonize", "skeletonize_exact", "soft_skeleton"]
+from contextloss_monai.checks import check_batched_spatial, check_binary, check_option, check_positive_int
+from contextloss_monai.utils import to_numpy
+
+__all__ = ["SKELETON_METHODS", "binary_soft_skeleton", "binary_soft_skeleton_kernel", "skeleton_kernel", "skeletonize", "skeletonize_exact", "soft_skeleton"]
 
 SKELETON_METHODS = ("soft", "exact")
 
@@ -79,8 +82,11 @@ def binary_soft_skeleton(mask: torch.Tensor, iters: int = 50) -> torch.Tensor:
         ValueError: when ``mask`` is not 4D/5D or ``iters`` is not a positive integer.
     """
     check_batched_spatial(mask, "mask")
-    iters = check_positive_int(iters, "iters")
-    img = mask.bool()
+    return binary_soft_skeleton_kernel(mask.bool(), check_positive_int(iters, "iters"))
+
+
+def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
+    """Kernel of :func:`binary_soft_skeleton` for a checked bool tensor ``(B, C, *spatial)`` and ``iters``."""
     axes = range(2, img.dim())
     skel = img & ~dilate_box(erode_cross(img, axes), axes)
     for _ in range(iters):
@@ -153,20 +159,24 @@ def skeletonize(mask: NdarrayOrTensor, method: str = "soft", iters: int = 50) ->
         >>> skeletonize(ring, method="exact").sum() > 0
         tensor(True)
     """
-    if method not in SKELETON_METHODS:
-        raise ValueError(f"method must be one of {SKELETON_METHODS}, got {method!r}.")
+    check_option(method, SKELETON_METHODS, "method")
     check_batched_spatial(mask, "mask")
     check_binary(mask, "mask")
     iters = check_positive_int(iters, "iters")
     is_tensor = isinstance(mask, torch.Tensor)
+    skel = skeleton_kernel(mask.bool() if is_tensor else torch.as_tensor(np.asarray(mask, dtype=bool)), method, iters)
+    return skel if is_tensor else skel.numpy()
+
+
+def skeleton_kernel(mask: torch.Tensor, method: str, iters: int) -> torch.Tensor:
+    """Kernel of :func:`skeletonize` for a checked bool tensor ``(B, C, *spatial)``, method and ``iters``:
+    the skeletons as a bool tensor on ``mask``'s device. Callers check; this trusts them."""
     if method == "soft":
-        t = mask if is_tensor else torch.as_tensor(np.asarray(mask))
         with torch.no_grad():
-            skel = binary_soft_skeleton(t.bool(), iters)
-        return skel if is_tensor else skel.numpy()
-    arr = mask.detach().cpu().numpy() if is_tensor else np.asarray(mask)
+            return binary_soft_skeleton_kernel(mask, iters)
+    arr = to_numpy(mask)
     out = np.zeros(arr.shape, dtype=bool)
     for b in range(arr.shape[0]):
         for c in range(arr.shape[1]):
             out[b, c] = skeletonize_exact(arr[b, c])
-    return torch.from_numpy(out).to(mask.device) if is_tensor else out
+    return torch.from_numpy(out).to(mask.device)

@@ -1,6 +1,7 @@
 """MONAI transforms of the ContextLoss workflow."""
 
 from contextloss_monai.transforms.channel_last import ChannelLastToFirst, ChannelLastToFirstd
+from contextloss_monai.transforms.split_pair import SplitPair, SplitPaird
 from contextloss_monai.transforms.topological_post_process import (
     TopologicalPostProcess,
     TopologicalPostProcessd,
@@ -10,6 +11,8 @@ from contextloss_monai.transforms.topological_post_process import (
 __all__ = [
     "ChannelLastToFirst",
     "ChannelLastToFirstd",
+    "SplitPair",
+    "SplitPaird",
     "TopologicalPostProcess",
     "TopologicalPostProcessd",
     "keep_components_overlapping",

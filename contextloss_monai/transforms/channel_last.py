@@ -6,12 +6,11 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
+from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils.enums import MetaKeys
 
-from contextloss_monai.utils import NdarrayOrTensor
 
 __all__ = ["ChannelLastToFirst", "ChannelLastToFirstd"]
 

@@ -11,7 +11,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_dst_type
 
-from contextloss_monai.topology.betti import check_connectivity, to_bool_array
+from contextloss_monai.checks import as_bool_array, check_connectivity
 from contextloss_monai.topology.components import label_components
 
 __all__ = ["TopologicalPostProcess", "TopologicalPostProcessd", "keep_components_overlapping"]
@@ -87,12 +87,12 @@ class TopologicalPostProcess(Transform):
                 f"finetuned must be channel-first (C, H, W) or (C, H, W, D) (or have leading axes with spatial_dims), "
                 f"got shape {tuple(finetuned.shape)}."
             )
-        fine = to_bool_array(finetuned, "finetuned")
-        pre = to_bool_array(pretrained, "pretrained")
+        fine = as_bool_array(finetuned, "finetuned")
+        pre = as_bool_array(pretrained, "pretrained")
         spatial = fine.shape[-spatial_dims:]
         flat_fine, flat_pre = fine.reshape(-1, *spatial), pre.reshape(-1, *spatial)
-        out = np.stack([keep_components_overlapping(f, p, self.connectivity) for f, p in zip(flat_fine, flat_pre)])
-        out = out.reshape(fine.shape)
+        kept = [keep_components_overlapping(f, p, self.connectivity) for f, p in zip(flat_fine, flat_pre)]
+        out = np.stack(kept).reshape(fine.shape) if kept else np.zeros(fine.shape, dtype=bool)  # e.g. a batch of 0
         dtype = finetuned.dtype
         return convert_to_dst_type(out, finetuned, dtype=dtype)[0]
 

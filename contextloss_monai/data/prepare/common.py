@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from contextloss_monai.data.dataset_folder import (
-    assign_folds,
-    check_binary_label,
-    staging_folder,
-    write_case,
-    write_datalist,
-)
+from contextloss_monai.data.dataset_folder import CaseArrays, check_binary_label, write_dataset_folder
 
 __all__ = ["Case", "check_root", "find_files", "pair_by_stem", "read_array", "write_prepared_dataset"]
 
@@ -147,38 +141,23 @@ def write_prepared_dataset(
         ValueError: when ``train`` or ``test`` is empty, ``train`` has fewer cases than ``n_folds``, or a
             case fails its checks (unreadable file, shape mismatch, non-binary label).
     """
-    from tqdm.auto import tqdm
-
     if not train or not test:
         raise ValueError(f"{name}: nothing to convert (train: {len(train)} cases, test: {len(test)} cases).")
     if len(train) < n_folds:
         raise ValueError(f"{name}: {len(train)} training cases cannot fill {n_folds} folds.")
-    folds = assign_folds(len(train), n_folds, seed)
-    training, testing = [], []
-    with staging_folder(out_dir, overwrite=overwrite) as staging:
-        jobs = [(case, "Tr", i) for i, case in enumerate(train)] + [(case, "Ts", None) for case in test]
-        for case, part, index in tqdm(jobs, desc=f"prepare {name}", unit="case", disable=not progress):
+
+    def load(case: Case) -> Callable[[], CaseArrays]:
+        def read() -> CaseArrays:
             image, label, mask = _load_case(case)
-            item = write_case(staging, part, case.name, image, label, spacing, mask)
-            item.update(case.extra)
-            if index is not None:
-                item["fold"] = folds[index]
-                training.append(item)
-            else:
-                testing.append(item)
-        write_datalist(
-            staging,
-            training,
-            testing,
-            name=name,
-            description=description,
-            tensorImageSize=f"{len(spacing)}D",
-            spacing=[float(s) for s in spacing],
-            channels={str(i): c for i, c in enumerate(channels)},
-            labels={"0": "background", "1": structure},
-            n_folds=n_folds,
-        )
-    return Path(out_dir) / "dataset.json"
+            return CaseArrays(image, label, spacing, mask, item=dict(case.extra))
+
+        return read
+
+    return write_dataset_folder(
+        out_dir, [(c.name, load(c)) for c in train], [(c.name, load(c)) for c in test], n_folds=n_folds, seed=seed,
+        channels=channels, structure=structure, overwrite=overwrite, progress=progress, desc=f"prepare {name}",
+        name=name, description=description,
+    )
 
 
 def pair_by_stem(images: list[Path], labels: list[Path], strip: Sequence[str] = ()) -> list[tuple[Path, Path]]:

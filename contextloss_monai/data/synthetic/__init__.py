@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from contextloss_monai.data.dataset_folder import assign_folds, staging_folder, write_case, write_datalist
+from contextloss_monai.checks import check_option, check_positive_int
+from contextloss_monai.data.dataset_folder import CaseArrays, write_dataset_folder
 from contextloss_monai.data.synthetic.common import SyntheticSample
 from contextloss_monai.data.synthetic.retina import make_retina
 from contextloss_monai.data.synthetic.roads import make_roads
 from contextloss_monai.data.synthetic.sheets3d import make_sheets3d
 from contextloss_monai.data.synthetic.vessels3d import make_vessels3d
-from contextloss_monai.utils import check_positive_int
 
 __all__ = [
     "DEFAULTS",
@@ -65,16 +65,10 @@ _DESCRIPTIONS = {
 }
 
 
-def _check_kind(kind: str) -> str:
-    if kind not in GENERATORS:
-        raise ValueError(f"kind must be one of {sorted(GENERATORS)}, got {kind!r}.")
-    return kind
-
-
 def make_sample(kind: str, size: int | None = None, seed: int = 0) -> SyntheticSample:
     """One sample of ``kind`` (``"roads"``, ``"retina"``, ``"vessels3d"``, ``"sheets3d"``) at ``size``
     (default: the kind's :data:`DEFAULTS`)."""
-    kind = _check_kind(kind)
+    kind = check_option(kind, sorted(GENERATORS), "kind")
     return GENERATORS[kind](size=DEFAULTS[kind]["size"] if size is None else size, seed=seed)
 
 
@@ -113,9 +107,7 @@ def write_synthetic_dataset(
         ValueError: for an unknown ``kind`` or non-positive counts, or fewer training cases than folds.
         FileExistsError: when ``out_dir`` is not empty and ``overwrite`` is false.
     """
-    from tqdm.auto import tqdm
-
-    kind = _check_kind(kind)
+    kind = check_option(kind, sorted(GENERATORS), "kind")
     defaults = DEFAULTS[kind]
     n_train = check_positive_int(defaults["n_train"] if n_train is None else n_train, "n_train")
     n_test = check_positive_int(defaults["n_test"] if n_test is None else n_test, "n_test")
@@ -123,36 +115,20 @@ def write_synthetic_dataset(
     n_folds = check_positive_int(n_folds, "n_folds")
     if n_train < n_folds:
         raise ValueError(f"n_train must be at least n_folds={n_folds} so that every fold has a case, got {n_train}.")
-    folds = assign_folds(n_train, n_folds, seed)
     description, channels, structure = _DESCRIPTIONS[kind]
-    training, test, metadata = [], [], {}
-    spacing: tuple[float, ...] = ()
-    with staging_folder(out_dir, overwrite=overwrite) as staging:
-        cases = [(f"{kind}_{i:03d}", i, "Tr") for i in range(n_train)]
-        cases += [(f"{kind}_{n_train + i:03d}", n_train + i, "Ts") for i in range(n_test)]
-        for case, index, part in tqdm(cases, desc=f"synthetic {kind}", unit="case", disable=not progress):
+
+    def load(index: int) -> Callable[[], CaseArrays]:
+        def generate() -> CaseArrays:
             sample_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
             sample = GENERATORS[kind](size=size, seed=sample_seed)
-            spacing = sample.spacing
             image = sample.image if sample.image.shape[-1] > 1 or sample.image.ndim == 3 else sample.image[..., 0]
-            item = write_case(staging, part, case, image, sample.label, spacing, sample.mask)
-            if part == "Tr":
-                item["fold"] = folds[index]
-                training.append(item)
-            else:
-                test.append(item)
-            metadata[case] = sample.metadata
-        (staging / "synthetic_metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-        write_datalist(
-            staging,
-            training,
-            test,
-            name=f"synthetic_{kind}",
-            description=f"{description}; contextloss_monai.data.synthetic, seed {seed}, size {size}",
-            tensorImageSize="3D" if len(spacing) == 3 else "2D",
-            spacing=list(spacing),
-            channels={str(i): name for i, name in enumerate(channels)},
-            labels={"0": "background", "1": structure},
-            n_folds=n_folds,
-        )
-    return Path(out_dir) / "dataset.json"
+            return CaseArrays(image, sample.label, sample.spacing, sample.mask, metadata=sample.metadata)
+
+        return generate
+
+    cases = [(f"{kind}_{i:03d}", load(i)) for i in range(n_train + n_test)]
+    return write_dataset_folder(
+        out_dir, cases[:n_train], cases[n_train:], n_folds=n_folds, seed=seed, channels=channels, structure=structure,
+        overwrite=overwrite, progress=progress, desc=f"synthetic {kind}", metadata_file="synthetic_metadata.json",
+        name=f"synthetic_{kind}", description=f"{description}; contextloss_monai.data.synthetic, seed {seed}, size {size}",
+    )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from contextloss_monai.utils import check_positive_int
+from contextloss_monai.checks import check_positive_int
 
 __all__ = ["SyntheticSample", "capsule_field", "smooth_noise", "ball_mask", "point_on_polyline", "volume_shape"]
 

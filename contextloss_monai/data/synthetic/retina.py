@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from contextloss_monai.data.synthetic.common import SyntheticSample, ball_mask, capsule_field, smooth_noise
 from contextloss_monai.topology.components import label_components
-from contextloss_monai.utils import check_positive_int
+from contextloss_monai.checks import check_positive_int
 
 __all__ = ["make_retina"]
 

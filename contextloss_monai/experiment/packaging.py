@@ -9,10 +9,12 @@ import os
 import zipfile
 from pathlib import Path
 
+from contextloss_monai.layout import RunLayout
+
 __all__ = ["package_bundle", "EXCLUDED"]
 
-#: run outputs that never go into a bundle zip (folders and file patterns, relative to the bundle)
-EXCLUDED = ("data/*", "logs/*", "eval/*", "*/__pycache__/*", "__pycache__/*", "models/*_checkpoint_epoch=*.pt", "*.pyc")
+#: what never goes into a bundle zip (patterns relative to the bundle): run outputs and Python caches
+EXCLUDED = RunLayout.RUN_OUTPUTS + ("*/__pycache__/*", "__pycache__/*", "*.pyc")
 
 
 def package_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike, include_weights: bool = True) -> tuple[Path, str]:

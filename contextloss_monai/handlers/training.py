@@ -1,12 +1,10 @@
-"""Ignite handlers the bundles attach: per-epoch log lines and CSV, resuming, the evaluation report."""
+"""Ignite handlers of a training stage: per-epoch log lines and CSV, per-epoch checkpoints, resuming."""
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
@@ -15,9 +13,10 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from contextloss_monai.bundle.distributed import is_main_process
+from contextloss_monai.layout import RunLayout
+from contextloss_monai.utils import is_main_process, to_numpy, write_csv_rows
 
-__all__ = ["EpochLogger", "MetricsReport", "ResumeFromLastCheckpoint", "TrainingStateSaver"]
+__all__ = ["EpochLogger", "ResumeFromLastCheckpoint", "TrainingStateSaver"]
 
 logger = logging.getLogger("contextloss_monai")
 
@@ -37,7 +36,7 @@ class EpochLogger:
     """
 
     def __init__(self, output_dir: str | os.PathLike, validator: Engine | None = None, optimizer=None, stage: str = "") -> None:
-        self.path = Path(output_dir) / "training_log.csv"
+        self.path = Path(output_dir) / RunLayout.TRAINING_LOG
         self.validator, self.optimizer, self.stage = validator, optimizer, stage
         self._losses: list[float] = []
         self._start = 0.0
@@ -56,7 +55,7 @@ class EpochLogger:
     def _iteration_completed(self, engine: Engine) -> None:
         output = engine.state.output
         loss = output[0]["loss"] if isinstance(output, list) else output["loss"]
-        self._losses.append(float(loss.item() if torch.is_tensor(loss) else loss))
+        self._losses.append(float(to_numpy(loss)) if torch.is_tensor(loss) else float(loss))
         self._train_end = time.perf_counter()
 
     def _epoch_completed(self, engine: Engine) -> None:
@@ -64,7 +63,7 @@ class EpochLogger:
             return
         row = {"stage": self.stage, "epoch": engine.state.epoch, "loss": float(np.mean(self._losses)) if self._losses else float("nan")}
         if self.validator is not None and self.validator.state.epoch == engine.state.epoch:
-            row.update({k: float(v) for k, v in self.validator.state.metrics.items() if np.isscalar(v) or torch.is_tensor(v)})
+            row.update({k: float(to_numpy(v)) for k, v in self.validator.state.metrics.items() if np.isscalar(v) or torch.is_tensor(v)})
         if self._lr is not None:
             row["lr"] = self._lr  # the rate the epoch trained with (schedulers step at its end)
         row["seconds"] = round(self._train_end - self._start, 2)  # training iterations only, not validation
@@ -72,17 +71,11 @@ class EpochLogger:
             "%s epoch %d/%d: " % (self.stage or "train", engine.state.epoch, engine.state.max_epochs)
             + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("stage", "epoch"))
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         rows = []
         if self.path.exists():  # rewrite with the union of columns: validation runs only every few epochs
             with self.path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
-        rows.append(row)
-        fields = list(dict.fromkeys(k for r in rows for k in r))
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv_rows(self.path, rows + [row])
 
 
 class TrainingStateSaver:
@@ -119,9 +112,8 @@ class ResumeFromLastCheckpoint:
         self.ckpt_dir, self.prefix, self.load_dict, self.enabled = Path(ckpt_dir), prefix, load_dict, bool(enabled)
 
     def last_checkpoint(self) -> Path | None:
-        pattern = re.compile(rf"^{re.escape(self.prefix)}_checkpoint_epoch=(\d+)\.pt$")
-        found = [(int(m.group(1)), p) for p in self.ckpt_dir.glob(f"{self.prefix}_checkpoint_epoch=*.pt") if (m := pattern.match(p.name))]
-        return max(found)[1] if found else None
+        found = RunLayout.checkpoints_in(self.ckpt_dir, self.prefix)
+        return found[-1][1] if found else None
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
@@ -132,56 +124,3 @@ class ResumeFromLastCheckpoint:
             return
         logger.info("resume: loading %s", path)
         CheckpointLoader(load_path=str(path), load_dict={**self.load_dict, "trainer": engine}, map_location="cpu").attach(engine)
-
-
-class MetricsReport:
-    """Write the evaluation's per-image metrics to ``<output_dir>/metrics.csv`` and their mean, standard
-    deviation and count (NaN-aware) to ``<output_dir>/summary.json`` when the evaluator completes.
-
-    It reads the per-image values that MONAI metric handlers keep with ``save_details=True``
-    (``engine.state.metric_details``) and the image file names from the batches' metadata.
-
-    Args:
-        output_dir: folder of the two files (created).
-        image_key: the batch key whose ``filename_or_obj`` metadata names the images.
-        extra: fixed fields added to the summary (e.g. the model path, the method name).
-    """
-
-    def __init__(self, output_dir: str | os.PathLike, image_key: str = "image", extra: dict | None = None) -> None:
-        self.output_dir, self.image_key, self.extra = Path(output_dir), image_key, dict(extra or {})
-        self._names: list[str] = []
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: self._names.clear())
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect_names)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
-    def _collect_names(self, engine: Engine) -> None:
-        batch = engine.state.batch
-        items = batch if isinstance(batch, list) else [batch]
-        for item in items:
-            image = item[self.image_key]
-            meta = getattr(image, "meta", {})
-            names = meta.get("filename_or_obj", [])
-            names = [names] if isinstance(names, str) else list(names)
-            self._names += [Path(n).name.split(".")[0] for n in names] or [f"case_{len(self._names)}"]
-
-    def _write(self, engine: Engine) -> None:
-        if not is_main_process():
-            return
-        details = {k: torch.as_tensor(v).float().reshape(len(self._names), -1).mean(1).numpy()
-                   for k, v in getattr(engine.state, "metric_details", {}).items()}
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with (self.output_dir / "metrics.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image"] + list(details))
-            for i, name in enumerate(self._names):
-                writer.writerow([name] + [f"{details[k][i]:.6g}" for k in details])
-        summary = {
-            k: {"mean": float(np.nanmean(v)) if np.isfinite(v).any() else None, "std": float(np.nanstd(v)) if np.isfinite(v).any() else None,
-                "count": int(np.isfinite(v).sum())}
-            for k, v in details.items()
-        }
-        summary = {"n_images": len(self._names), **self.extra, "metrics": summary}
-        (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        logger.info("evaluation: " + ", ".join(f"{k} {v['mean']:.4g}" for k, v in summary["metrics"].items() if v["mean"] is not None))

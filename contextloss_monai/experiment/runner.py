@@ -1,0 +1,124 @@
+"""Running a bundle's stages from Python — the paper's experiment: pretrain once, fine-tune with each
+method from the same checkpoint, evaluate (with Algorithm 2 for the fine-tuned methods).
+
+Every stage goes through ``monai.bundle.run`` with the bundle's own configs; outputs go to a work
+folder (``bundle_root`` override, laid out by :class:`~contextloss_monai.layout.RunLayout`), never into the
+bundle. Finished stages are skipped, so an interrupted experiment resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from contextloss_monai.experiment.results import epoch_seconds
+from contextloss_monai.layout import RunLayout
+
+__all__ = ["Method", "bundle_setting", "evaluate", "finetune", "methods_for", "pretrain", "run_experiment", "run_stage"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the paper's tables: a fine-tuning loss (``None``: pretraining only) and its γ."""
+
+    loss_name: str | None
+    gamma: float = 0.2
+
+    @property
+    def key(self) -> str:
+        """The method's name in the run layout (model file, stage, evaluation folder)."""
+        return RunLayout.method_key(self.loss_name, self.gamma)
+
+    @property
+    def label(self) -> str:
+        from contextloss_monai.bundle.losses import LOSS_NAMES
+
+        if self.loss_name is None:
+            return "nnU-Net-style pretraining only"
+        name = LOSS_NAMES[self.loss_name]
+        return name if self.loss_name == "dice_ce" else f"{name} (γ = {self.gamma:g})"
+
+
+def bundle_setting(bundle_dir: str | os.PathLike, key: str, config: str = "train"):
+    """The value of ``key`` in the bundle's ``configs/<config>.yaml`` (e.g. its ``synthetic_kind``)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(Path(bundle_dir) / "configs" / f"{config}.yaml"))
+    return parser[key]
+
+
+def run_stage(bundle_dir: str | os.PathLike, configs: list[str], work_dir: str | os.PathLike, **overrides) -> None:
+    """``monai.bundle.run`` of ``configs/<c>.yaml`` (merged in order) with ``bundle_root = work_dir``."""
+    from monai.bundle import run
+
+    bundle_dir = Path(bundle_dir)
+    run(
+        config_file=[str(bundle_dir / "configs" / f"{c}.yaml") for c in configs],
+        meta_file=str(bundle_dir / "configs" / "metadata.json"),
+        logging_file=str(bundle_dir / "configs" / "logging.conf"),
+        bundle_root=str(work_dir),
+        **overrides,
+    )
+
+
+def pretrain(bundle_dir, work_dir, epochs: int, **overrides) -> Path:
+    """Pretraining with Dice & CE → ``models/pretrained.pt`` of ``work_dir`` (skipped when it exists)."""
+    model = RunLayout(work_dir).pretrained_model
+    if not model.is_file():
+        run_stage(bundle_dir, ["train"], work_dir, pretrain_epochs=epochs, **overrides)
+    return model
+
+
+def finetune(bundle_dir, work_dir, method: Method, pretrain_epochs: int, **overrides) -> Path:
+    """Fine-tuning from ``pretrained.pt`` with ``method`` → ``models/model_<key>.pt`` (skipped when it exists).
+    The bundle names the stage (``finetune_<key>``) from the same loss name and γ."""
+    model = RunLayout(work_dir).model(method.key)
+    if not model.is_file():
+        run_stage(bundle_dir, ["train", "finetune"], work_dir, pretrain_epochs=pretrain_epochs, loss_name=method.loss_name,
+                  gamma=method.gamma, model_filename=model.name, **overrides)
+    return model
+
+
+def evaluate(bundle_dir, work_dir, method: Method, **overrides) -> dict:
+    """Evaluate ``method``'s model on the test list: pretraining only without, fine-tuned methods with
+    the topological post-processing (as in the paper's tables). Returns ``eval/<key>/summary.json``."""
+    layout = RunLayout(work_dir)
+    summary = layout.summary(method.key)
+    if not summary.is_file():
+        configs = ["inference", "evaluate"] if method.loss_name is None else ["inference", "inference_topo", "evaluate"]
+        run_stage(bundle_dir, configs, work_dir, model_path=str(layout.model(method.key)), evaluation_name=method.key, **overrides)
+    return json.loads(summary.read_text())
+
+
+def methods_for(names: list[str], gammas: list[float]) -> list[Method]:
+    """Pretraining only, then each named fine-tuning method (``dice_ce`` once, the others per γ)."""
+    methods = [Method(None)]
+    for name in names:
+        methods += [Method(name, 0.0)] if name == "dice_ce" else [Method(name, g) for g in gammas]
+    return methods
+
+
+def run_experiment(
+    bundle_dir, out_dir, dataset_dir, folds: list[int], methods: list[Method], pretrain_epochs: int, **overrides
+) -> list[dict]:
+    """For each fold: pretrain once, fine-tune every method from that checkpoint, evaluate each; one row per
+    fold and method with the summary means and the fine-tuning seconds per epoch. Finished stages are skipped."""
+    rows = []
+    for fold in folds:
+        work = Path(out_dir) / f"fold{fold}"
+        common = dict(dataset_dir=str(dataset_dir), fold=fold, **overrides)
+        pretrain(bundle_dir, work, pretrain_epochs, **common)
+        for method in methods:
+            if method.loss_name is not None:
+                finetune(bundle_dir, work, method, pretrain_epochs, **common)
+            summary = evaluate(bundle_dir, work, method, **{k: v for k, v in common.items() if k != "fold"})
+            seconds = epoch_seconds(work, RunLayout.stage_of(method.key))  # the epochs the stage really ran
+            row = {"fold": fold, "method": method.label, "key": method.key, "epochs": len(seconds),
+                   "seconds_per_epoch": round(sum(seconds) / len(seconds), 3) if seconds else math.nan}
+            row.update({k: v["mean"] for k, v in summary["metrics"].items()})
+            rows.append(row)
+    return rows

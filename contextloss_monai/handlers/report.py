@@ -1,0 +1,73 @@
+"""The evaluation report a bundle writes: per-image metrics and their summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import ignite.distributed as idist
+import numpy as np
+import torch
+from ignite.engine import Engine
+from monai.handlers import MetricsSaver
+from monai.utils import ImageMetaKey as Key
+from monai.utils import string_list_all_gather
+
+from contextloss_monai.layout import RunLayout
+from contextloss_monai.utils import to_numpy, write_csv_rows, write_text_atomic
+
+__all__ = ["MetricsReport"]
+
+logger = logging.getLogger("contextloss_monai")
+
+
+class MetricsReport(MetricsSaver):
+    """Write the evaluation's per-image metrics to ``<output_dir>/metrics.csv`` (one row per image, one column
+    per metric) and their mean, standard deviation and count (NaN-aware) to ``<output_dir>/summary.json``
+    when the evaluator completes.
+
+    MONAI's :class:`~monai.handlers.MetricsSaver` does the collecting: the image file names from the
+    batches' metadata, gathered from every rank under ``torch.distributed``, and the per-image values that
+    metric handlers keep with ``save_details=True`` (``engine.state.metric_details``, gathered by MONAI's
+    cumulative metrics). What it cannot do is what this class adds: all metrics in one per-image table
+    (averaged over class channels), a JSON summary with fixed ``extra`` fields, and atomic files.
+
+    Args:
+        output_dir: folder of the two files (created).
+        image_key: the batch key whose ``filename_or_obj`` metadata names the images.
+        extra: fixed fields added to the summary (e.g. the model path, the method name).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, image_key: str = "image", extra: dict | None = None) -> None:
+        super().__init__(save_dir=str(output_dir), metrics=None, metric_details="*", batch_transform=self._image_meta)
+        self.output_dir, self.image_key, self.extra = Path(output_dir), image_key, dict(extra or {})
+
+    def _image_meta(self, batch) -> list[dict]:
+        """The metadata of every image of a batch (collated dictionary or decollated list)."""
+        items = batch if isinstance(batch, list) else [batch]
+        metas = []
+        for item in items:
+            meta = getattr(item[self.image_key], "meta", {})
+            names = meta.get(Key.FILENAME_OR_OBJ, [])
+            metas += [{Key.FILENAME_OR_OBJ: n} for n in ([names] if isinstance(names, str) else list(names))] or [{}]
+        return metas
+
+    def __call__(self, engine: Engine) -> None:
+        filenames = string_list_all_gather(self._filenames) if idist.get_world_size() > 1 else self._filenames
+        if idist.get_rank() != self.save_rank:
+            return
+        names = [Path(n).name.split(".")[0] if n != "None" else f"case_{i}" for i, n in enumerate(filenames)]
+        details = {k: to_numpy(torch.as_tensor(v).float().reshape(len(names), -1).mean(1))
+                   for k, v in getattr(engine.state, "metric_details", {}).items()}
+        write_csv_rows(self.output_dir / RunLayout.METRICS_CSV,
+                       [{"image": name, **{k: f"{details[k][i]:.6g}" for k in details}} for i, name in enumerate(names)])
+        summary = {
+            k: {"mean": float(np.nanmean(v)) if np.isfinite(v).any() else None, "std": float(np.nanstd(v)) if np.isfinite(v).any() else None,
+                "count": int(np.isfinite(v).sum())}
+            for k, v in details.items()
+        }
+        summary = {"n_images": len(names), **self.extra, "metrics": summary}
+        write_text_atomic(self.output_dir / RunLayout.SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+        logger.info("evaluation: " + ", ".join(f"{k} {v['mean']:.4g}" for k, v in summary["metrics"].items() if v["mean"] is not None))

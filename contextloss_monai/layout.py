@@ -1,0 +1,132 @@
+"""Where a bundle run keeps its files, and what its stages are called: the one owner of the run layout.
+
+A run lives in one folder, the bundle's ``bundle_root`` (the bundle folder itself, or a work folder that
+``contextloss_monai.experiment`` passes as ``bundle_root``)::
+
+    models/pretrained.pt                         pretraining (Dice & CE)
+    models/model.pt                              the fine-tuned model the bundle serves
+    models/model_<method key>.pt                 one fine-tuned model per method (experiments)
+    models/<stage>_checkpoint_epoch=<N>.pt       resumable training state of a stage
+    logs/<stage>/training_log.csv                one row per epoch
+    eval/predictions/, eval/predictions_topo/    inference (one model / Algorithm 2)
+    eval/<evaluation name>/metrics.csv           per-image metrics of an evaluation
+    eval/<evaluation name>/summary.json          their mean, std and count
+
+Stages: ``pretrain``, and ``finetune_<method key>`` where the method key names the fine-tuning loss and
+its γ (``dice_ce`` has no γ): ``finetune_context_g0.2``, ``finetune_dice_ce``. The bundle configs build
+their paths and stage names from :class:`RunLayout`, and so do the experiment scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RunLayout"]
+
+
+@dataclass(frozen=True, init=False)
+class RunLayout:
+    """The files of one bundle run under ``root`` (see the module docstring for the tree).
+
+    Args:
+        root: the run's folder (a bundle's ``bundle_root``).
+
+    Example:
+        >>> layout = RunLayout("outputs/demo/fold0")
+        >>> layout.training_log(RunLayout.finetune_stage("context", 0.2))
+        PosixPath('outputs/demo/fold0/logs/finetune_context_g0.2/training_log.csv')
+    """
+
+    root: Path
+
+    PRETRAIN_STAGE = "pretrain"
+    PRETRAINED_MODEL = "pretrained.pt"
+    FINETUNED_MODEL = "model.pt"
+    PRETRAINED_KEY = "pretrained"
+    TRAINING_LOG = "training_log.csv"
+    METRICS_CSV = "metrics.csv"
+    SUMMARY_JSON = "summary.json"
+    #: run outputs that never go into a bundle zip (relative to the bundle, ``fnmatch`` patterns)
+    RUN_OUTPUTS = ("data/*", "logs/*", "eval/*", "models/*_checkpoint_epoch=*.pt")
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    # names ------------------------------------------------------------------------------------------
+    @staticmethod
+    def method_key(loss_name: str | None, gamma: float = 0.2) -> str:
+        """``pretrained`` (no fine-tuning), ``dice_ce``, or ``<loss>_g<γ>`` (e.g. ``context_g0.2``)."""
+        if loss_name is None:
+            return RunLayout.PRETRAINED_KEY
+        if loss_name == "dice_ce":
+            return "dice_ce"
+        return f"{loss_name}_g{float(gamma):g}"
+
+    @staticmethod
+    def finetune_stage(loss_name: str, gamma: float = 0.2) -> str:
+        """The stage that fine-tunes with ``loss_name`` and ``gamma``: ``finetune_<method key>``."""
+        return f"finetune_{RunLayout.method_key(loss_name, gamma)}"
+
+    @staticmethod
+    def stage_of(key: str) -> str:
+        """The training stage that produced the model of a method key (``pretrained`` → ``pretrain``)."""
+        return RunLayout.PRETRAIN_STAGE if key == RunLayout.PRETRAINED_KEY else f"finetune_{key}"
+
+    @staticmethod
+    def model_filename(key: str | None = None) -> str:
+        """``pretrained.pt`` for the pretrained key, ``model_<key>.pt`` for a method, ``model.pt`` for ``None``."""
+        if key is None:
+            return RunLayout.FINETUNED_MODEL
+        return RunLayout.PRETRAINED_MODEL if key == RunLayout.PRETRAINED_KEY else f"model_{key}.pt"
+
+    # paths ------------------------------------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def pretrained_model(self) -> Path:
+        return self.models_dir / self.PRETRAINED_MODEL
+
+    def model(self, key: str | None = None) -> Path:
+        """The weights of a method key (``None``: the served fine-tuned model ``models/model.pt``)."""
+        return self.models_dir / self.model_filename(key)
+
+    def checkpoint(self, stage: str, epoch: int) -> Path:
+        """The resumable state of ``stage`` after ``epoch`` (the name MONAI's ``CheckpointSaver`` writes)."""
+        return self.models_dir / f"{stage}_checkpoint_epoch={int(epoch)}.pt"
+
+    def checkpoints(self, stage: str) -> list[tuple[int, Path]]:
+        """``(epoch, path)`` of every checkpoint of ``stage`` in ``models/``, oldest first."""
+        return self.checkpoints_in(self.models_dir, stage)
+
+    @staticmethod
+    def checkpoints_in(models_dir: str | os.PathLike, stage: str) -> list[tuple[int, Path]]:
+        """``(epoch, path)`` of every ``<stage>_checkpoint_epoch=<N>.pt`` in ``models_dir``, oldest first."""
+        pattern = re.compile(rf"^{re.escape(stage)}_checkpoint_epoch=(\d+)\.pt$")
+        found = [(int(m.group(1)), p) for p in Path(models_dir).glob(f"{stage}_checkpoint_epoch=*.pt") if (m := pattern.match(p.name))]
+        return sorted(found)
+
+    def log_dir(self, stage: str) -> Path:
+        return self.root / "logs" / stage
+
+    def training_log(self, stage: str) -> Path:
+        return self.log_dir(stage) / self.TRAINING_LOG
+
+    def predictions_dir(self, topo: bool = False) -> Path:
+        """Where inference writes ``<case>_seg.nii.gz``: one model, or Algorithm 2 with ``topo``."""
+        return self.root / "eval" / ("predictions_topo" if topo else "predictions")
+
+    def eval_dir(self, name: str) -> Path:
+        """The folder of the evaluation ``name`` (predictions, ``metrics.csv``, ``summary.json``)."""
+        return self.root / "eval" / name
+
+    def summary(self, name: str) -> Path:
+        return self.eval_dir(name) / self.SUMMARY_JSON
+
+    def prediction(self, name: str, case: str) -> Path:
+        """The prediction of ``case`` saved by the evaluation ``name``."""
+        return self.eval_dir(name) / f"{case}_seg.nii.gz"
