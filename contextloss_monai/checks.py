@@ -99,10 +99,16 @@ def check_spacing(spacing: float | Sequence[float] | None, spatial_dims: int, na
 def check_binary(x: NdarrayOrTensor, name: str) -> None:
     """Raise unless every value of ``x`` is 0 or 1 (``bool`` arrays pass trivially, without reading ``x``).
 
+    On a CUDA tensor the check is a device-side assertion (``torch._assert_async``): it does not wait for
+    the device, and a failure surfaces at the next synchronisation as a CUDA assertion error.
+
     Raises:
         ValueError: when ``x`` holds a value other than 0 and 1.
     """
     if x.dtype in (torch.bool, np.bool_):
+        return
+    if isinstance(x, torch.Tensor) and x.is_cuda:  # a device-side assertion: no host synchronisation
+        torch._assert_async(((x == 0) | (x == 1)).all(), f"{name} must be binary (values 0 and 1 only)")
         return
     if isinstance(x, torch.Tensor):
         ok = bool(((x == 0) | (x == 1)).all())

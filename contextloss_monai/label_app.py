@@ -43,6 +43,7 @@ from monailabel.tasks.train.bundle import BundleTrainTask
 
 from contextloss_monai import __version__
 from contextloss_monai.bundle.weights import load_weights
+from contextloss_monai.utils import to_numpy
 
 __all__ = ["BundleSegmentationInfer", "BundleTwoStageTrain", "ContextLossLabelApp", "find_bundles"]
 
@@ -166,7 +167,7 @@ class BundleSegmentationInfer(BasicInferTask):
         if affine is None:
             raise ValueError(f"{self.bundle_dir.name}: the pre-processed '{self.input_key}' carries no affine to write the label with.")
         affine = np.asarray(affine, dtype=np.float64)
-        label = np.asarray(pred.detach().cpu() if isinstance(pred, torch.Tensor) else pred).astype(np.uint8)
+        label = to_numpy(pred).astype(np.uint8)
         with tempfile.NamedTemporaryFile(suffix=extension or ".nii.gz", delete=False) as handle:
             output_file = handle.name
         # nibabel directly: the label is already on the input's grid, and MONAI's NibabelWriter would

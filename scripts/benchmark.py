@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle import LOSS_NAMES
-    from contextloss_monai.experiment import bundle_setting, methods_for, run_experiment, write_results
+    from contextloss_monai.experiment import bundle_setting, device_override, methods_for, run_experiment, write_results
 
     bundles = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.yaml").is_file())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-train", type=int, default=None, help="synthetic training cases (default: the kind's default)")
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--size", type=int, default=None, help="synthetic image size (default: the kind's default)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: CUDA when available; mixed precision on CUDA)")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
                         help="bundle settings for every stage, e.g. patch_size=[64,64] (values parsed as YAML)")
     args = parser.parse_args(argv)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None and not (data / "dataset.json").is_file():
         write_synthetic_dataset(bundle_setting(bundle, "synthetic_kind"), data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
+    overrides.update(device_override(args.device))
     start = time.perf_counter()
     rows = run_experiment(bundle, out, data, args.folds, methods_for(args.methods, args.gammas), args.epochs, **overrides)
     csv_path, md_path = write_results(rows, out, title=f"{args.bundle}: {len(args.folds)} fold(s), {args.epochs} pretraining epochs")

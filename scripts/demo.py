@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from contextloss_monai.experiment import Method, run_experiment, write_results
+from contextloss_monai.experiment import Method, device_override, run_experiment, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "roads_2d"
@@ -32,7 +32,6 @@ def write_figures(out: Path, fold_dir: Path, n_cases: int) -> list[Path]:
 
     import nibabel as nib
     import numpy as np
-    import torch
 
     from contextloss_monai.experiment.figures import plot_gap_overlay, plot_training_curves
     from contextloss_monai.layout import RunLayout
@@ -51,7 +50,7 @@ def write_figures(out: Path, fold_dir: Path, n_cases: int) -> list[Path]:
         label = np.asanyarray(nib.load(dataset / item["label"]).dataobj).astype(bool)
         baseline = np.asanyarray(nib.load(layout.prediction(BASELINE.key, case)).dataobj).astype(bool)
         closs = np.asanyarray(nib.load(layout.prediction(CLOSS.key, case)).dataobj).astype(bool)
-        critical = critical_pixel_mask(torch.as_tensor(baseline)[None, None], torch.as_tensor(label)[None, None], skeleton="exact")[0, 0].numpy()
+        critical = critical_pixel_mask(baseline[None, None], label[None, None], skeleton="exact")[0, 0]
         figures.append(plot_gap_overlay(image, label, baseline, closs, out / f"gaps_{case}.png", critical=critical,
                                         title=f"{case}: Dice & CE vs CLoss (γ = 0.2), both with the topological post-processing"))
     return figures
@@ -65,11 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-train", type=int, default=20)
     parser.add_argument("--n-test", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: CUDA when available; mixed precision on CUDA)")
     parser.add_argument("--figures", type=int, default=3, help="test images drawn as PNG")
     parser.add_argument("--finetune-lr", type=float, default=None, help="fine-tuning learning rate (default: the bundle's, 0.0001)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, one fold, 2 epochs: checks the pipeline in seconds")
     args = parser.parse_args(argv)
     overrides = {} if args.finetune_lr is None else {"finetune_learning_rate": args.finetune_lr}
+    overrides.update(device_override(args.device))
     if args.smoke:
         args.folds, args.epochs, args.n_train, args.n_test, args.size, args.figures = [0], 2, 5, 2, 64, 1
         overrides["patch_size"] = [64, 64]

@@ -165,6 +165,49 @@ def test_torchrun_two_processes_on_cpu(name, datasets, tmp_path):
         assert len(list(csv.DictReader(handle))) == 1  # one row: only rank 0 logs
 
 
+def test_torchrun_two_nodes_on_loopback(datasets, tmp_path):
+    """The model cards' multi-node command, as two "nodes" of one process each on 127.0.0.1 with gloo."""
+    import socket
+
+    bundle = copy_bundle("roads_2d", tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = "['configs/train.yaml','configs/multi_gpu_train.yaml']"
+    overrides = ["--dataset_dir", str(datasets["roads_2d"]), "--patch_size", "[64,64]", "--pretrain_epochs", "1", "--val_interval", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1",
+             "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "monai.bundle", "run", "--config_file", config, *overrides],
+            cwd=bundle, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert (bundle / "models/pretrained.pt").is_file()
+    with (bundle / "logs/pretrain/training_log.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1  # one row: only the global rank 0 logs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_every_stage_on_cuda(name, datasets, tmp_path):
+    """One epoch of each stage on the GPU (mixed precision by default), every fine-tuning loss."""
+    bundle = copy_bundle(name, tmp_path)
+    data = ["--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2], "--device", "$torch.device('cuda:0')"]
+    run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "1", "--val_interval", "1")
+    for loss_name in ("dice_ce", "cldice", "compound_cldice", "context", "context_dice", "thin_context"):
+        run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "1", "--loss_name", loss_name)
+    run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *data, *EVAL_OVERRIDES.get(name, []))
+    assert json.loads((bundle / "eval/topo/summary.json").read_text())["metrics"]["dice"]["mean"] is not None
+
+
 def _failure(name: str, configs: list[str], **overrides) -> str:
     """Build the trainer in-process and return the error chain's messages (the bundle must fail before training)."""
     from monai.bundle import ConfigWorkflow

@@ -186,3 +186,53 @@ def test_cropped_voronoi_equals_the_whole_image_computation(ndim, spacing):
         d_correct = ndimage.distance_transform_edt(~correct, sampling=sampling) if correct.any() else np.inf
         expected = (d_error < d_correct) & region
         np.testing.assert_array_equal(closer_to_error(error, correct, region, spacing), expected)
+
+
+def _scipy_squared_distances(stack: torch.Tensor, spacing) -> torch.Tensor:
+    """An exact transform on the host per image of a stack, for :func:`batched_error_context` (the GPU uses
+    cuCIM); values of an image without ``True`` pixels are arbitrary, as cuCIM's may be."""
+    from scipy import ndimage
+
+    out = [ndimage.distance_transform_edt(~a, sampling=spacing) ** 2 if a.any() else np.full(a.shape, 7.0) for a in stack.numpy()]
+    return torch.from_numpy(np.stack(out))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("spacing", [None, (1.0, 2.5, 0.7)])
+def test_batched_error_context_equals_the_per_image_loop(ndim, spacing):
+    """The GPU path decides the whole batch in one stacked transform; on the host with SciPy it must give
+    the per-(sample, channel) result, including images without error, without correct skeleton, and a
+    batch where no image has a correct skeleton."""
+    from scipy import ndimage
+
+    from contextloss_monai.topology.critical_mask import batched_error_context, error_context
+
+    spacing = None if spacing is None else spacing[:ndim]
+    rng = np.random.default_rng(10 + ndim)
+    shape = (3, 2) + ((48, 40) if ndim == 2 else (20, 18, 16))
+    region = np.stack([ndimage.binary_dilation(rng.random(shape[2:]) < 0.02, iterations=2) for _ in range(6)]).reshape(shape)
+    skeleton = region & (rng.random(shape) < 0.5)
+    error = skeleton & (rng.random(shape) < 0.1)
+    correct = skeleton & ~error
+    error[0, 1] = False  # no error: empty mask
+    correct[1, 0] = False  # no correct skeleton: the whole region
+    tensors = [torch.from_numpy(a) for a in (error, correct, region)]
+    expected = error_context(*tensors, spacing)
+    assert expected[1, 0].equal(tensors[2][1, 0]) and not expected[0, 1].any() and expected.any()
+    torch.testing.assert_close(batched_error_context(*tensors, spacing, _scipy_squared_distances), expected)
+    no_correct = [tensors[0], torch.zeros_like(tensors[1]), tensors[2]]
+    torch.testing.assert_close(batched_error_context(*no_correct, spacing, _scipy_squared_distances), error_context(*no_correct, spacing))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("skeleton", ["soft", "exact"])
+def test_cuda_batch_mask_matches_cpu(skeleton):
+    rng = np.random.default_rng(0)
+    from scipy import ndimage
+
+    label = torch.from_numpy(np.stack([ndimage.binary_dilation(rng.random((40, 36, 20)) < 0.01, iterations=2) for _ in range(4)]))
+    pred = label & torch.from_numpy(rng.random(label.shape) > 0.05)
+    label, pred = label.reshape(2, 2, 40, 36, 20), pred.reshape(2, 2, 40, 36, 20)
+    cpu = critical_pixel_mask(pred, label, skeleton=skeleton, spacing=(1.0, 1.0, 2.0))
+    gpu = critical_pixel_mask(pred.cuda(), label.cuda(), skeleton=skeleton, spacing=(1.0, 1.0, 2.0))
+    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)

@@ -95,3 +95,19 @@ def test_mask_gradients_split_a_gap_and_a_false_blob():
     assert dice_share > 0.9
     with pytest.raises(ValueError, match="logits must be"):
         split(logits[:, :1], label)
+
+
+def test_gpu_benchmark_script_runs_in_smoke_mode():
+    """scripts/bench_gpu.py (the paper's Table 7 on a GPU) checked on tiny shapes on the CPU: every loss row,
+    ratios to Dice & CE of exactly 1 for Dice & CE itself."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_gpu.py"), "--smoke", "--device", "cpu", "--markdown"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 2D (smoke)") or line.startswith("| 3D (smoke)")]
+    assert len(rows) == 12
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    assert [c[1] for c in cells[:6]] == ["Dice & CE", "CLoss (soft)", "CLoss (exact)", "Thin CLoss", "clDice (50)", "compound clDice"]
+    assert all(c[3] == "1.00" for c in cells if c[1] == "Dice & CE") and all(float(c[2]) > 0 for c in cells)

@@ -245,3 +245,36 @@ def test_spacing_of_the_wrong_length_is_reported_at_call_time():
         ContextLoss(softmax=True, to_onehot_y=True, spacing=(1.0, 1.0, 2.0))(
             torch.randn(1, 2, 8, 8), torch.zeros(1, 1, 8, 8)
         )
+
+
+def test_restricted_readings_on_a_hand_made_mask():
+    """``mask_mean`` averages the restricted CE over the mask's pixels and the Dice over non-empty masks;
+    ``hadamard`` averages the CE map times M over all mask entries and the Dice over every (sample, class)."""
+    from conftest import line_with_gap, logits_from
+
+    from contextloss_monai.losses import pixelwise_cross_entropy
+    from contextloss_monai.topology import critical_pixel_mask
+
+    pred, label = line_with_gap()
+    perfect_pred, _ = line_with_gap(gap=(0, 0))
+    pred, label = torch.cat([pred, perfect_pred]), torch.cat([label, label])  # sample 1 has an empty mask
+    logits = logits_from(pred, scale=2.0)
+    target = torch.cat([~label, label], 1).float()
+    mask = critical_pixel_mask(pred, label).float()
+    assert mask[0].sum() > 0 and mask[1].sum() == 0
+    ce_map = pixelwise_cross_entropy(logits, target)
+    ce = {"mask_mean": (ce_map * mask).sum() / mask.sum(), "hadamard": (ce_map * mask).sum() / mask.numel()}
+    from monai.losses import DiceLoss
+
+    dice_0 = DiceLoss(reduction="none", softmax=False)(torch.softmax(logits, 1)[:1, 1:] * mask[:1], label[:1].float() * mask[:1]).mean()
+    dice = {"mask_mean": dice_0, "hadamard": dice_0 / 2}
+    for reading in ("mask_mean", "hadamard"):
+        only_ce = ContextLoss(gamma=1.0, alpha=1.0, softmax=True, restricted=reading)(logits, target)
+        torch.testing.assert_close(only_ce, ce[reading])
+        only_dice = ContextLoss(gamma=1.0, alpha=0.0, softmax=True, restricted=reading)(logits, target)
+        torch.testing.assert_close(only_dice, dice[reading], rtol=1e-4, atol=1e-5)
+    assert ce["hadamard"] < ce["mask_mean"] / 10  # the literal reading gives the restricted CE far less weight
+    empty = ContextLoss(gamma=1.0, softmax=True, restricted="hadamard")(logits[1:], target[1:])
+    assert empty.item() == 0.0
+    with pytest.raises(ValueError, match="restricted must be one of"):
+        ContextLoss(restricted="literal")

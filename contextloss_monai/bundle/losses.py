@@ -46,6 +46,7 @@ def build_loss(
     iters: int = 50,
     skeleton: str = "soft",
     deep_supervision: bool = True,
+    restricted: str = "mask_mean",
 ) -> _Loss:
     """The loss of a stage for softmax logits and class-index labels ``(B, 1, *spatial)``.
 
@@ -67,6 +68,7 @@ def build_loss(
         iters: soft-skeleton iterations (clDice variants, ContextLoss with the soft skeleton).
         skeleton: ContextLoss's label skeleton, ``"soft"`` or ``"exact"``.
         deep_supervision: wrap in :class:`StackedDeepSupervisionLoss` (DynUNet with deep supervision).
+        restricted: ContextLoss's reading of the restricted term, ``"mask_mean"`` or ``"hadamard"``.
 
     Raises:
         ValueError: for an unknown ``name`` (naming the setting ``loss_name``) or a ``gamma`` outside ``[0, 1]``.
@@ -86,6 +88,7 @@ def build_loss(
             context=name != "thin_context",
             skeleton=skeleton,
             iters=iters,
+            restricted=restricted,
             **common,
         )
     return StackedDeepSupervisionLoss(loss) if deep_supervision else loss

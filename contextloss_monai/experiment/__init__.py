@@ -5,6 +5,7 @@ from contextloss_monai.experiment.results import PAPER_COLUMNS, epoch_seconds, m
 from contextloss_monai.experiment.runner import (
     Method,
     bundle_setting,
+    device_override,
     evaluate,
     finetune,
     methods_for,
@@ -17,6 +18,7 @@ __all__ = [
     "Method",
     "PAPER_COLUMNS",
     "bundle_setting",
+    "device_override",
     "epoch_seconds",
     "evaluate",
     "finetune",

@@ -73,9 +73,7 @@ def gap_overlay(label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, crit
     ``critical`` (the baseline's critical pixel mask) shaded yellow underneath."""
     from contextloss_monai.topology import skeletonize
 
-    import torch
-
-    skeleton = skeletonize(torch.as_tensor(label[None, None].astype(bool)), method="exact")[0, 0].numpy().astype(bool)
+    skeleton = skeletonize(label[None, None].astype(bool), method="exact")[0, 0]
     overlay = np.zeros(label.shape + (3,), dtype=np.float32)
     overlay[label.astype(bool)] = 0.25
     if critical is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from contextloss_monai.experiment.results import epoch_seconds
 from contextloss_monai.layout import RunLayout
 
-__all__ = ["Method", "bundle_setting", "evaluate", "finetune", "methods_for", "pretrain", "run_experiment", "run_stage"]
+__all__ = ["Method", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "pretrain", "run_experiment", "run_stage"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,26 @@ def bundle_setting(bundle_dir: str | os.PathLike, key: str, config: str = "train
     parser = ConfigParser()
     parser.read_config(str(Path(bundle_dir) / "configs" / f"{config}.yaml"))
     return parser[key]
+
+
+def device_override(device: str | None = None) -> dict:
+    """The bundle override that runs every stage on ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``; ``None``:
+    CUDA when available, else the CPU), e.g. ``run_experiment(..., **device_override("cpu"))``.
+
+    Raises:
+        ValueError: for a device torch does not know, or CUDA on a machine without it.
+    """
+    import torch
+
+    try:
+        chosen = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as error:
+        raise ValueError(f"device must be a torch device such as 'cuda', 'cuda:0' or 'cpu', got {device!r}.") from error
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, which this machine does not have; use --device cpu.")
+    if chosen.type == "cuda" and chosen.index is None:
+        chosen = torch.device("cuda", 0)
+    return {"device": f"$torch.device('{chosen}')"}
 
 
 def run_stage(bundle_dir: str | os.PathLike, configs: list[str], work_dir: str | os.PathLike, **overrides) -> None:

@@ -51,6 +51,7 @@ class ClDiceLoss(SoftDiceclDiceLoss):
         Raises:
             ValueError: mismatched shapes, input not 4D/5D, non-binary target (checked as ``ContextLoss`` does).
         """
+        input = input.float()  # mixed precision: computed in float32
         target = prepare_target(input, target, self.to_onehot_y)
         return (1.0 - self.alpha) * self.dice(input, target) + self.alpha * self.cldice(input, target)
 
@@ -125,6 +126,7 @@ class CompoundClDiceLoss(_Loss):
         Raises:
             ValueError: mismatched shapes, input not 4D/5D, non-binary target (checked as ``ContextLoss`` does).
         """
+        input = input.float()  # mixed precision: computed in float32
         target = prepare_target(input, target, self.to_onehot_y)
         pixel = self.pixel_loss(input, target)
         if self.gamma == 0.0:

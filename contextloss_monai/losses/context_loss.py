@@ -16,7 +16,10 @@ from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, 
 from contextloss_monai.topology.critical_mask import critical_mask_kernel
 from contextloss_monai.topology.skeleton import SKELETON_METHODS
 
-__all__ = ["ContextLoss", "binarize_prediction"]
+__all__ = ["ContextLoss", "RESTRICTED_READINGS", "binarize_prediction"]
+
+#: readings of the restricted term ``L_pixel ⊙ M`` (see :class:`ContextLoss`)
+RESTRICTED_READINGS = ("mask_mean", "hadamard")
 
 
 def binarize_prediction(
@@ -68,6 +71,12 @@ class ContextLoss(_Loss):
       ``M``, ``Σ M·ℓ / Σ M`` (summed over the classes' masks of the whole batch);
     * an empty mask (a perfect prediction, an empty patch) makes the restricted term exactly 0, never NaN.
 
+    ``restricted="hadamard"`` is the other reading, the Hadamard product taken literally: the per-pixel
+    cross-entropy map times ``M`` averaged like the unrestricted term, ``Σ M·ℓ / N`` (``N`` the number of mask
+    entries, i.e. pixels × batch × classes), and the masked Dice averaged over all (sample, class) pairs,
+    an empty mask adding 0. It weights the restricted cross-entropy by the mask's share of the image, far
+    less than the mean over ``M``.
+
     Special cases: ``alpha=0`` is "CLoss (Dice)"; ``context=False`` is "Thin CLoss" (error skeleton
     only); ``gamma=0`` is plain Dice & CE (the mask is then not computed at all).
 
@@ -92,6 +101,8 @@ class ContextLoss(_Loss):
         smooth_nr: Dice numerator smoothing (MONAI default).
         smooth_dr: Dice denominator smoothing (MONAI default).
         batch: sum the Dice terms over the batch before dividing (as ``DiceLoss(batch=True)``).
+        restricted: the reading of the restricted term ``L_pixel ⊙ M`` (see above): ``"mask_mean"`` (the
+            default) or ``"hadamard"``.
 
     Raises:
         ValueError: ``gamma``/``alpha`` outside ``[0, 1]``, unknown ``skeleton``, non-positive ``iters``
@@ -121,8 +132,10 @@ class ContextLoss(_Loss):
         smooth_nr: float = 1e-5,
         smooth_dr: float = 1e-5,
         batch: bool = False,
+        restricted: str = "mask_mean",
     ) -> None:
         super().__init__()
+        self.restricted = check_option(restricted, RESTRICTED_READINGS, "restricted")
         self.gamma = check_unit_interval(gamma, "gamma")
         self.alpha = check_unit_interval(alpha, "alpha")
         check_option(skeleton, SKELETON_METHODS, "skeleton")
@@ -170,6 +183,7 @@ class ContextLoss(_Loss):
         Raises:
             ValueError: mismatched shapes, wrong number of dimensions, non-binary target.
         """
+        input = input.float()  # mixed precision: the loss, its mask and restricted terms in float32
         target = prepare_target(input, target, self.to_onehot_y)  # the call's one check of the target
         pixel = self.pixel_loss(input, target)
         if self.gamma == 0.0:
@@ -190,22 +204,26 @@ class ContextLoss(_Loss):
     def _restricted_dice(
         self, input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, first: int
     ) -> torch.Tensor:
-        """Soft Dice of ``ŷ·M`` against ``y·M``, over the (sample, class) pairs with a non-empty mask."""
+        """Soft Dice of ``ŷ·M`` against ``y·M``: ``"mask_mean"`` averages over the (sample, class) pairs with a
+        non-empty mask, ``"hadamard"`` over all pairs (an empty mask adds a loss of 0). 0 when every mask is
+        empty; computed without reading the tensors on the host."""
         probs = self._activate(input)[:, first:]
         dice = self.masked_dice(probs * mask, target[:, first:].to(mask.dtype) * mask)
         dice = dice.reshape(-1, mask.shape[1])  # (B, C), or (1, C) when the Dice sums over the batch
         non_empty = mask.flatten(2).sum(-1) > 0
         if self.batch:
             non_empty = non_empty.any(0, keepdim=True)
-        if not non_empty.any():
-            return input.new_zeros(())
-        values = dice[non_empty]
-        return values.mean() if self.reduction == "mean" else values.sum()
+        total = (dice * non_empty).sum()
+        if self.reduction == "sum":
+            return total
+        count = non_empty.sum() if self.restricted == "mask_mean" else non_empty.numel()
+        return total / torch.clamp(torch.as_tensor(count, device=total.device, dtype=total.dtype), min=1)
 
     def _restricted_ce(self, input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-pixel cross-entropy summed over the masks, divided by their size (0 for empty masks)."""
-        total = mask.sum()
-        if total == 0:
-            return input.new_zeros(())
+        """Per-pixel cross-entropy summed over the masks, divided by their size (``"mask_mean"``) or by the
+        number of mask entries, as the unrestricted mean (``"hadamard"``); 0 for empty masks, no host read."""
         weighted = (pixelwise_cross_entropy(input, target) * mask).sum()
-        return weighted / total if self.reduction == "mean" else weighted
+        if self.reduction == "sum":
+            return weighted
+        count = mask.sum() if self.restricted == "mask_mean" else torch.tensor(float(mask.numel()), device=mask.device)
+        return weighted / torch.clamp(count.to(weighted.dtype), min=1)

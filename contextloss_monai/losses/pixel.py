@@ -97,8 +97,12 @@ def prepare_target(input: torch.Tensor, target: torch.Tensor, to_onehot_y: bool)
     elif to_onehot_y:
         if target.shape[1] != 1:
             raise ValueError(f"target must have 1 channel with to_onehot_y=True, got {tuple(target.shape)}.")
-        if ((target < 0) | (target >= n_classes) | (target != target.round())).any():
-            raise ValueError(f"target must hold class indices in [0, {n_classes - 1}] with to_onehot_y=True.")
+        invalid = (target < 0) | (target >= n_classes) | (target != target.round())
+        message = f"target must hold class indices in [0, {n_classes - 1}] with to_onehot_y=True."
+        if target.is_cuda:  # a device-side assertion, no host synchronisation in the loss
+            torch._assert_async(~invalid.any(), message)
+        elif invalid.any():
+            raise ValueError(message)
         return one_hot(target, num_classes=n_classes)  # binary by construction
     if target.shape[1] != n_classes:
         raise ValueError(

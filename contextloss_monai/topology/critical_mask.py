@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -17,11 +18,11 @@ from contextloss_monai.checks import (
     check_same_shape,
     check_spacing,
 )
-from contextloss_monai.topology.distance import closer_to_error, has_cucim, squared_distance_to_tensor
+from contextloss_monai.topology.distance import closer_to_error, has_cucim, squared_distances_per_image
 from contextloss_monai.topology.skeleton import SKELETON_METHODS, skeleton_kernel
 from contextloss_monai.utils import to_numpy
 
-__all__ = ["critical_mask_kernel", "critical_pixel_mask", "error_context"]
+__all__ = ["batched_error_context", "critical_mask_kernel", "critical_pixel_mask", "error_context"]
 
 
 def error_context(
@@ -34,6 +35,11 @@ def error_context(
     A channel without error pixels gives an empty mask; one without correct skeleton (``d_C = ∞``)
     gives the whole region.
 
+    On a CUDA device with cuCIM (the ``gpu`` extra) the whole batch is decided on the GPU in one distance
+    transform per set, without a host synchronisation (:func:`batched_error_context`). Elsewhere each
+    (sample, channel) with an error runs :func:`~contextloss_monai.topology.distance.closer_to_error` on
+    the host (on CUDA without cuCIM that copies to the host: install cuCIM for a sync-free loss).
+
     Args:
         error: the skeleton at the topological errors ``E``, bool ``(B, C, *spatial)``.
         correct: the correctly predicted skeleton ``C``, bool, same shape.
@@ -44,6 +50,8 @@ def error_context(
     Returns:
         a bool tensor of the same shape and device.
     """
+    if error.is_cuda and has_cucim:
+        return batched_error_context(error, correct, region, spacing, squared_distances_per_image)
     out = torch.zeros_like(region)
     has_error = error.flatten(2).any(-1)
     has_correct = correct.flatten(2).any(-1)
@@ -51,13 +59,43 @@ def error_context(
         if not has_correct[b, c]:
             out[b, c] = region[b, c]
             continue
-        if error.is_cuda and has_cucim:
-            d_error = squared_distance_to_tensor(error[b, c], spacing)
-            out[b, c] = (d_error < squared_distance_to_tensor(correct[b, c], spacing)) & region[b, c]
-            continue
         mask = closer_to_error(*(to_numpy(t[b, c]) for t in (error, correct, region)), spacing=spacing)
         out[b, c] = torch.from_numpy(mask).to(out.device)
     return out
+
+
+def batched_error_context(
+    error: torch.Tensor,
+    correct: torch.Tensor,
+    region: torch.Tensor,
+    spacing: Sequence[float] | None,
+    squared_distances: Callable[[torch.Tensor, Sequence[float]], torch.Tensor],
+) -> torch.Tensor:
+    """
+    :func:`error_context` for the whole batch with no data-dependent branch (no host synchronisation on a
+    GPU): the distances of every image are computed, then the images without an error are masked out and
+    those without a correct skeleton get ``d_C = ∞`` (their whole region) by tensor operations.
+
+    Args:
+        error, correct, region: bool tensors ``(B, C, *spatial)`` as for :func:`error_context`.
+        spacing: voxel size per spatial axis, or ``None``.
+        squared_distances: squared exact Euclidean distance to the ``True`` pixels of each image of a stack
+            ``(N, *spatial)``, with a voxel size per spatial axis (cuCIM on the GPU:
+            :func:`~contextloss_monai.topology.distance.squared_distances_per_image`; any exact transform on
+            the host). Its values for an image without ``True`` pixels are not used.
+
+    Returns:
+        a bool tensor of the same shape and device.
+    """
+    spatial = tuple(error.shape[2:])
+    spacing = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * len(spatial)
+    flat_error, flat_correct, flat_region = (t.reshape(-1, *spatial) for t in (error, correct, region))
+    per_image = (-1,) + (1,) * len(spatial)
+    has_error = flat_error.flatten(1).any(1).reshape(per_image)
+    has_correct = flat_correct.flatten(1).any(1).reshape(per_image)
+    d_error = squared_distances(flat_error, spacing)
+    d_correct = torch.where(has_correct, squared_distances(flat_correct, spacing), math.inf)
+    return (has_error & (d_error < d_correct) & flat_region).reshape(error.shape)
 
 
 def critical_pixel_mask(
@@ -123,7 +161,7 @@ def critical_pixel_mask(
     p = as_bool_tensor(pred)
     parts = critical_mask_kernel(p, as_bool_tensor(label, device=p.device), skeleton, iters, context, spacing, return_parts=True)
     if not isinstance(pred, torch.Tensor):
-        parts = tuple(part.numpy() for part in parts)
+        parts = tuple(to_numpy(part) for part in parts)
     return parts if return_parts else parts[0] | parts[1]
 
 

@@ -12,11 +12,12 @@ from monai.utils import optional_import
 
 from contextloss_monai.topology.components import component_lower_corners, label_components
 from contextloss_monai.topology.morphology import dilate_box
+from contextloss_monai.utils import to_numpy
 
 edt, has_edt = optional_import("edt")
 _, has_cucim = optional_import("cucim.core.operations.morphology", name="distance_transform_edt")
 
-__all__ = ["closer_to_error", "squared_distance_to", "squared_distance_to_tensor"]
+__all__ = ["closer_to_error", "squared_distance_to", "squared_distance_to_tensor", "squared_distances_per_image"]
 
 
 def squared_distance_to(target: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
@@ -51,8 +52,29 @@ def squared_distance_to_tensor(target: torch.Tensor, spacing: Sequence[float] | 
 
         dist = distance_transform_edt((~target)[None], sampling=None if spacing is None else list(spacing))
         return torch.as_tensor(dist, device=target.device)[0] ** 2
-    dist = squared_distance_to(target.detach().cpu().numpy(), spacing)
+    dist = squared_distance_to(to_numpy(target), spacing)
     return torch.from_numpy(np.asarray(dist)).to(target.device)
+
+
+def squared_distances_per_image(stack: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
+    """
+    Squared exact distance to the ``True`` pixels of each image of a CUDA stack ``(N, *spatial)``, with cuCIM,
+    without reading the data on the host. 2D images are transformed in one 3D call: stacked along an axis
+    whose voxel size exceeds any distance inside an image, so the nearest pixel is always in the image's own
+    slice when it has one (values of images without ``True`` pixels are arbitrary: callers mask them out).
+    3D images (cuCIM transforms at most 3D) are transformed one after another, a fixed number of calls.
+    """
+    import cupy
+    from cucim.core.operations.morphology import distance_transform_edt
+
+    spacing = tuple(float(s) for s in spacing)
+    free = cupy.from_dlpack((~stack).contiguous())
+    if stack.dim() == 3:
+        stacking = math.sqrt(sum((n * s) ** 2 for n, s in zip(stack.shape[1:], spacing))) + 1.0
+        dist = distance_transform_edt(free, sampling=(stacking, *spacing), float64_distances=True)
+    else:
+        dist = cupy.stack([distance_transform_edt(image, sampling=spacing, float64_distances=True) for image in free])
+    return torch.from_dlpack(dist) ** 2
 
 
 def _squared_distance_in_crop(piece: np.ndarray, todo: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
