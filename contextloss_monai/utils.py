@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["is_main_process", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["is_main_process", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -49,6 +49,26 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     try:
         with os.fdopen(handle, "w", newline="") as stream:
             stream.write(text)
+        os.chmod(temporary, umask_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_atomic(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, flushed to disk and
+    renamed into place: a reader (or a resumed run) sees the previous file or the complete new one, never a
+    part of it, whenever the writing process is killed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.chmod(temporary, umask_mode())
         os.replace(temporary, path)
     except BaseException:

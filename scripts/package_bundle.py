@@ -4,7 +4,8 @@ and record its SHA-256 in <zip>.sha256.
 
 Example:
     python scripts/package_bundle.py bundles/roads_2d --out dist/
-    python -m monai.bundle download --name roads_2d --bundle_dir ./downloaded --url https://HOST/roads_2d_v0.1.0.zip
+    python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.1.0.zip \
+        --sha256 https://HOST/roads_2d_v0.1.0.zip.sha256 --bundle_dir ./downloaded   # verified, atomic
 """
 
 import argparse
@@ -20,7 +21,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     try:
         archive, digest = package_bundle(args.bundle, args.out, include_weights=not args.no_weights)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(f"{archive}\nsha256 {digest}")

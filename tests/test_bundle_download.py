@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import nibabel as nib
+import pytest
 
 from conftest import copy_bundle
 
@@ -62,3 +64,82 @@ def test_package_download_and_infer(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     predictions = list((copy / "eval/predictions").glob("*_seg.nii.gz"))
     assert len(predictions) == 1 and nib.load(predictions[0]).shape == (64, 64)
+
+
+def _serve(folder: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_verified_download_refuses_a_tampered_zip_and_installs_atomically(tmp_path):
+    from contextloss_monai.experiment.packaging import download_bundle, main
+
+    bundle = copy_bundle("roads_2d", tmp_path / "src")
+    archive, digest = package_bundle(bundle, tmp_path / "dist")
+    installed_dir = tmp_path / "installed"
+    server, base = _serve(tmp_path / "dist")
+    try:
+        url, sha_url = f"{base}/{archive.name}", f"{base}/{archive.name}.sha256"
+        first = download_bundle(url, installed_dir, sha_url)
+        assert first == installed_dir / "roads_2d" and (first / "models/model.pt").is_file()
+        (first / "marker.txt").write_text("the copy installed before")
+
+        # a tampered zip with the project's .sha256 beside it: refused, the installed copy untouched
+        tampered = bytearray(archive.read_bytes())
+        tampered[len(tampered) // 2] ^= 0xFF
+        archive.write_bytes(bytes(tampered))
+        with pytest.raises(ValueError, match="does not match the expected"):
+            download_bundle(url, installed_dir, sha_url)
+        assert (first / "marker.txt").is_file()
+        assert main(["--url", url, "--sha256", digest, "--bundle_dir", str(installed_dir)]) == 2
+        assert sorted(p.name for p in installed_dir.iterdir()) == ["roads_2d"]  # no partial download or folder left
+
+        # a good zip again: the older copy is replaced only by the complete new one
+        package_bundle(bundle, tmp_path / "dist")
+        assert download_bundle(url, installed_dir, str(Path(f"{archive}.sha256"))) == first
+        assert not (first / "marker.txt").exists() and (first / "configs/metadata.json").is_file()
+        assert sorted(p.name for p in installed_dir.iterdir()) == ["roads_2d"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_refuses_zips_that_escape(tmp_path):
+    from contextloss_monai.experiment.packaging import download_bundle
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("roads_2d/configs/metadata.json", "{}")
+        zf.writestr("roads_2d/../../escaped.txt", "outside")
+    digest = hashlib.sha256(evil.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="outside the bundle folder"):
+        download_bundle(str(evil), tmp_path / "installed", digest)
+    assert not (tmp_path / "escaped.txt").exists() and list((tmp_path / "installed").iterdir()) == []
+    with pytest.raises(ValueError, match="64-digit hex digest"):
+        download_bundle(str(evil), tmp_path / "installed", "not-a-digest")
+
+
+def test_package_bundle_packs_regular_files_only(tmp_path):
+    bundle = copy_bundle("roads_2d", tmp_path / "src")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the bundle")
+    (bundle / "docs" / "linked.txt").symlink_to(secret)
+    (bundle / "linked_dir").symlink_to(tmp_path, target_is_directory=True)
+    (bundle / ".env").write_text("TOKEN=1")
+    (bundle / "configs" / ".hidden").mkdir()
+    (bundle / "configs" / ".hidden" / "x.yaml").write_text("a: 1")
+    archive, _ = package_bundle(bundle, tmp_path / "dist")
+    names = zipfile.ZipFile(archive).namelist()
+    assert "roads_2d/configs/train.yaml" in names
+    assert not any("linked" in n or ".env" in n or ".hidden" in n for n in names)
+    assert all(n.startswith("roads_2d/") for n in names)
+    with pytest.raises(ValueError, match="inside bundle_dir"):
+        package_bundle(bundle, bundle / "dist")
+    metadata = bundle / "configs" / "metadata.json"
+    meta = json.loads(metadata.read_text())
+    for version in ("../../x", "1.0", ""):
+        metadata.write_text(json.dumps({**meta, "version": version}))
+        with pytest.raises(ValueError, match="version must be a version"):
+            package_bundle(bundle, tmp_path / "dist2")

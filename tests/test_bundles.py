@@ -151,8 +151,9 @@ def test_resume_continues_the_epoch_count(datasets, tmp_path):
     done = run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "2", "--resume", "true")
     assert "resume: loading" in done.stdout + done.stderr
     with (bundle / "logs/pretrain/training_log.csv").open() as handle:
-        epochs = [int(r["epoch"]) for r in csv.DictReader(handle)]
-    assert epochs == [1, 2]  # the resumed run trained epoch 2 only
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # the resumed run trained epoch 2 only
+    assert float(rows[1]["lr"]) > 0  # the schedule stretched to 2 epochs, not left at the 1-epoch run's end (0)
 
 
 @pytest.mark.parametrize("name", ["roads_2d", "vessap_3d"])

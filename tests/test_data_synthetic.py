@@ -166,3 +166,38 @@ def test_make_synthetic_runs_as_a_program(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and (tmp_path / "s/dataset.json").is_file()
+
+
+def test_interrupted_writes_are_cleaned_and_the_umask_is_honoured(tmp_path):
+    """A writer killed outright leaves its hidden staging folder; the next write of the same folder removes
+    it. The finished folder gets the umask's permissions (mkdtemp alone would make it private)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "data"
+    code = (
+        "import os, sys\n"
+        "from contextloss_monai.data.synthetic import write_synthetic_dataset\n"
+        "import contextloss_monai.data.dataset_folder as folder\n"
+        "real = folder.write_case\n"
+        "calls = []\n"
+        "def dying(*args, **kwargs):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 3:\n"
+        "        os.kill(os.getpid(), 9)\n"
+        "    return real(*args, **kwargs)\n"
+        "folder.write_case = dying\n"
+        f"write_synthetic_dataset('roads', {str(out)!r}, n_train=5, n_test=1, size=32, progress=False)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9
+    stale = list(tmp_path.glob(".data.*.partial"))
+    assert len(stale) == 1 and not out.exists()
+    previous = os.umask(0o027)
+    try:
+        write_synthetic_dataset("roads", out, n_train=5, n_test=1, size=32, progress=False)
+    finally:
+        os.umask(previous)
+    assert not list(tmp_path.glob(".data.*.partial"))
+    assert (out.stat().st_mode & 0o777) == 0o750

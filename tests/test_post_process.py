@@ -83,3 +83,26 @@ def test_dictionary_version_and_meta_tensor():
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_bfloat16_and_batches_follow_one_rule():
+    """bfloat16 input works like float32; a batch (B, C, H, W) is read with spatial_dims=2 (without it a 4D
+    input is channel-first 3D, as MONAI's post transforms read it), and a batch of 0 gives an empty batch."""
+    from contextloss_monai.metrics import compute_ags, compute_betti_error, compute_cldice, compute_e0_gt
+
+    fine = torch.zeros(2, 1, 16, 16)
+    fine[:, :, 4, 2:14] = 1
+    fine[:, :, 12, 12] = 1  # a blob the pretrained model does not have
+    pre = torch.zeros_like(fine)
+    pre[:, :, 4, 2:14] = 1
+    post = TopologicalPostProcess(spatial_dims=2)
+    expected = post(fine, pre)
+    assert expected[:, :, 12, 12].sum() == 0 and expected.sum() == 24
+    cleaned = post(fine.to(torch.bfloat16), pre.to(torch.bfloat16))
+    assert cleaned.dtype == torch.bfloat16 and torch.equal(cleaned.float(), expected)
+    for b in range(2):
+        assert torch.equal(TopologicalPostProcess()(fine[b], pre[b]), expected[b])
+    empty = post(fine[:0], pre[:0])
+    assert empty.shape == (0, 1, 16, 16)
+    for compute in (compute_betti_error, compute_e0_gt, compute_ags, compute_cldice):
+        torch.testing.assert_close(compute(fine.to(torch.bfloat16), pre.to(torch.bfloat16)), compute(fine, pre), equal_nan=True)

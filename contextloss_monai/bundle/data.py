@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from contextloss_monai.data.dataset_folder import DATALIST_NAME, load_datalist
+from contextloss_monai.data.dataset_folder import DATALIST_NAME, check_dataset_items, load_datalist
 
 __all__ = ["ensure_dataset", "dataset_items"]
 
@@ -63,17 +63,27 @@ def ensure_dataset(
 
 
 def dataset_items(
-    dataset_dir: str | os.PathLike, role: str, fold: int | None = None, keys: Sequence[str] | None = None
+    dataset_dir: str | os.PathLike,
+    role: str,
+    fold: int | None = None,
+    keys: Sequence[str] | None = None,
+    in_channels: int | None = None,
+    allow_outside: bool = False,
 ) -> list[dict]:
     """:func:`contextloss_monai.data.load_datalist` for a bundle setting: the ``role`` items of
-    ``dataset_dir`` (``train`` / ``val`` of ``fold``, ``training`` or ``test``), every file checked to exist.
+    ``dataset_dir`` (``train`` / ``val`` of ``fold``, ``training`` or ``test``), every file checked to exist
+    and to lie inside ``dataset_dir`` (unless ``allow_outside``).
 
     A negative ``fold`` means no fold: train on all training items, validate on the test list.
-    ``keys`` keeps only those entries of each item (e.g. ``["image"]`` for inference without labels)."""
+    ``keys`` keeps only those entries of each item (e.g. ``["image"]`` for inference without labels).
+    With ``in_channels`` (the training stages) every item is also read and checked before training
+    (:func:`contextloss_monai.data.check_dataset_items`): an error names the file."""
     fold = None if fold is None or int(fold) < 0 else int(fold)
     if role in ("train",) and fold is None:
         role = "training"
-    items = load_datalist(dataset_dir, role=role, fold=fold)
+    items = load_datalist(dataset_dir, role=role, fold=fold, allow_outside=allow_outside)
+    if in_channels is not None:
+        check_dataset_items(items, int(in_channels))
     if keys is not None:
         items = [{k: item[k] for k in keys if k in item} for item in items]
     return items

@@ -19,7 +19,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, setting: str
     Raises:
         FileNotFoundError: when ``path`` does not exist (naming ``setting``).
         ValueError: when the checkpoint does not fit ``network`` (naming ``setting`` and the first
-            mismatching parameters) — e.g. weights of another ``network_def``.
+            mismatching parameters) — e.g. weights of another ``network_def`` — or holds NaN / infinite weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -42,6 +42,9 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, setting: str
         if unexpected:
             details.append(f"{len(unexpected)} unexpected parameters (e.g. {unexpected[0]})")
         raise ValueError(f"{setting} {path} does not fit the bundle's network_def: " + "; ".join(details) + ".")
+    bad = [k for k, v in checkpoint.items() if torch.is_tensor(v) and torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"{setting} {path} holds NaN or infinite weights ({len(bad)} tensors, e.g. {bad[0]}); it cannot be used.")
     target.load_state_dict(checkpoint)
     return network
 

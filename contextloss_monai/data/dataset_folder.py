@@ -28,11 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from contextloss_monai.utils import umask_mode
+
 __all__ = [
     "DATALIST_NAME",
     "CaseArrays",
     "assign_folds",
     "check_binary_label",
+    "check_dataset_items",
     "load_datalist",
     "save_nifti",
     "staging_folder",
@@ -126,7 +129,9 @@ def write_datalist(folder: str | os.PathLike, training: list[dict], test: list[d
 def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``out_dir`` that replaces ``out_dir`` only when the block succeeds.
 
-    A failure leaves nothing half-written: the temporary folder is removed and ``out_dir`` untouched.
+    A failure leaves nothing half-written: the temporary folder is removed and ``out_dir`` untouched. A
+    process killed outright leaves its hidden ``.<name>.*.partial`` folder; the next write of ``out_dir``
+    removes it. The finished folder has the permissions the umask gives a new folder.
 
     Raises:
         FileExistsError: when ``out_dir`` exists and is not empty and ``overwrite`` is false.
@@ -137,9 +142,12 @@ def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Itera
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"out_dir {out_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*.partial"):  # left by a writer that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
         yield staging
+        os.chmod(staging, umask_mode(0o777))  # mkdtemp's folder is private; the result follows the umask
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -217,8 +225,11 @@ def write_dataset_folder(
     return Path(out_dir) / DATALIST_NAME
 
 
-def load_datalist(dataset_dir: str | os.PathLike, role: str = "training", fold: int | None = None) -> list[dict]:
-    """Items of the dataset folder's datalist with absolute paths, checked to exist.
+def load_datalist(
+    dataset_dir: str | os.PathLike, role: str = "training", fold: int | None = None, allow_outside: bool = False
+) -> list[dict]:
+    """Items of the dataset folder's datalist with absolute paths, checked to exist and, unless
+    ``allow_outside``, to lie inside ``dataset_dir`` (no absolute paths or ``..`` leading out of it).
 
     Args:
         dataset_dir: the folder holding ``dataset.json``.
@@ -226,13 +237,15 @@ def load_datalist(dataset_dir: str | os.PathLike, role: str = "training", fold: 
             (training items in ``fold``) or ``"test"``.
         fold: the cross-validation fold for ``"train"`` / ``"val"``; ``None`` there means: train on all
             training items and validate on the test list (the synthetic default has no held-out need).
+        allow_outside: accept files outside ``dataset_dir`` (a datalist that points at shared storage).
 
     Returns:
         a list of dictionaries (``image``, ``label`` and optional ``mask``, ``fold``) as MONAI datasets take.
 
     Raises:
         FileNotFoundError: when ``dataset_dir``, its ``dataset.json`` or a file it names is missing.
-        ValueError: for an unknown ``role``, a ``fold`` that no item has, or an empty list.
+        ValueError: for an unknown ``role``, a ``fold`` that no item has, an empty list, or a file outside
+            ``dataset_dir`` without ``allow_outside``.
     """
     from monai.data import load_decathlon_datalist
 
@@ -254,8 +267,54 @@ def load_datalist(dataset_dir: str | os.PathLike, role: str = "training", fold: 
         items = [item for item in items if (item["fold"] == fold) == (role == "val")]
     if not items:
         raise ValueError(f"the {role!r} list of {datalist} is empty.")
+    root = dataset_dir.resolve()
     for item in items:
         for name in ("image", "label", "mask"):
-            if name in item and not Path(item[name]).is_file():
+            if name not in item:
+                continue
+            path = Path(item[name])
+            if not allow_outside and not path.resolve().is_relative_to(root):
+                raise ValueError(
+                    f"{datalist} names a {name} file outside dataset_dir {root}: {item[name]}; datalist paths must be "
+                    "relative and stay inside the folder (pass allow_outside=True / --allow_outside_dataset true to "
+                    "accept it)."
+                )
+            if not path.is_file():
                 raise FileNotFoundError(f"{datalist} names a missing {name} file: {item[name]}")
     return items
+
+
+def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
+    """Check every item before training: each file is readable NIfTI, the image and label have the same
+    spatial shape, the label holds only 0 and 1, the image has ``in_channels`` channels (channel-last on
+    disk, as :func:`write_case` stores them) and no NaN or infinite value.
+
+    Raises:
+        ValueError: naming the file and what is wrong with it.
+    """
+    import nibabel as nib
+
+    def read(path: str) -> np.ndarray:
+        try:
+            return np.asanyarray(nib.load(path).dataobj)
+        except Exception as error:  # noqa: BLE001 - any reader failure is a bad file: name it
+            raise ValueError(f"cannot read {path} as NIfTI ({type(error).__name__}: {error}).") from error
+
+    for item in items:
+        image, label = read(item["image"]), read(item["label"])
+        if label.ndim not in (2, 3) or image.shape[: label.ndim] != label.shape or image.ndim > label.ndim + 1:
+            raise ValueError(
+                f"image {item['image']} has shape {image.shape} but label {item['label']} has shape {label.shape}: the "
+                "label's shape must be the image's spatial shape (image channel-last)."
+            )
+        channels = image.shape[label.ndim] if image.ndim == label.ndim + 1 else 1
+        if channels != in_channels:
+            raise ValueError(f"image {item['image']} has {channels} channel(s), the network's in_channels is {in_channels}.")
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+            raise ValueError(f"image {item['image']} holds NaN or infinite values.")
+        values = np.unique(label)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(
+                f"label {item['label']} must hold only 0 and 1, found {values[:6].tolist()}; convert it (a {{0, 255}} "
+                "mask: label > 0) or prepare the data with scripts/prepare_*.py."
+            )

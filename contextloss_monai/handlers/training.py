@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -11,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.handlers import CheckpointLoader
+from torch.nn import DataParallel
+from torch.nn.parallel import DistributedDataParallel
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import is_main_process, to_numpy, write_csv_rows
+from contextloss_monai.utils import is_main_process, save_atomic, to_numpy, write_csv_rows
 
-__all__ = ["EpochLogger", "ResumeFromLastCheckpoint", "TrainingStateSaver"]
+__all__ = ["EpochLogger", "FinalModelSaver", "ResumeFromLastCheckpoint", "StopOnNonFiniteLoss", "TrainingStateSaver"]
 
 logger = logging.getLogger("contextloss_monai")
 
@@ -78,49 +81,181 @@ class EpochLogger:
         write_csv_rows(self.path, rows + [row])
 
 
+def _unwrapped_state(objects: dict) -> dict:
+    """``state_dict()`` of every object, ``DistributedDataParallel`` / ``DataParallel`` unwrapped."""
+    return {k: (v.module if isinstance(v, (DistributedDataParallel, DataParallel)) else v).state_dict() for k, v in objects.items()}
+
+
+def _batch_files(engine: Engine) -> list[str]:
+    """The image files of the engine's current batch (from their ``filename_or_obj`` metadata)."""
+    batch = engine.state.batch
+    names: list[str] = []
+    for item in batch if isinstance(batch, list) else [batch]:
+        for key in ("image", "label"):
+            value = item.get(key) if isinstance(item, dict) else None
+            found = getattr(value, "meta", {}).get("filename_or_obj", [])
+            names += [found] if isinstance(found, str) else [str(n) for n in found]
+    return sorted(set(names))
+
+
+class StopOnNonFiniteLoss:
+    """Stop a training stage at the first non-finite loss with an error that names the stage, epoch,
+    iteration and the batch's files. It raises (unlike Ignite's ``TerminateOnNan``, which ends the run as
+    completed), so no final model is written and the last checkpoint stays the last good epoch.
+
+    Args:
+        stage: the stage name in the message.
+    """
+
+    def __init__(self, stage: str = "") -> None:
+        self.stage = stage
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        output = engine.state.output
+        loss = output[0]["loss"] if isinstance(output, list) else output["loss"]
+        value = float(to_numpy(loss)) if torch.is_tensor(loss) else float(loss)
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"{self.stage or 'training'}: the loss is {value} at epoch {engine.state.epoch}, iteration "
+                f"{engine.state.iteration} (batch files: {', '.join(_batch_files(engine)) or 'unknown'}); training "
+                "stopped, nothing was saved. Check those files (NaN or inf in an image, a label outside {0, 1}) "
+                "or lower the learning rate."
+            )
+
+
 class TrainingStateSaver:
-    """Save ``save_dict`` plus the trainer's own state every epoch as ``<prefix>_checkpoint_epoch=N.pt``
+    """Save ``save_dict`` plus the trainer's own state after every epoch as ``<prefix>_checkpoint_epoch=N.pt``
     in ``save_dir``, keeping the newest only: what :class:`ResumeFromLastCheckpoint` resumes from.
 
-    MONAI's ``CheckpointSaver`` does the saving; the trainer is added when the handler is attached, so a
+    Each checkpoint is written to a temporary file and renamed into place, and the previous one is removed
+    only after that: a run killed at any moment, during a save too, leaves the last complete checkpoint.
+    Only rank 0 writes under ``torch.distributed``. The trainer is added when the handler is attached, so a
     bundle config needs no reference from the trainer's handlers back to the trainer.
     """
 
     def __init__(self, save_dir: str | os.PathLike, save_dict: dict, prefix: str) -> None:
-        self.save_dir, self.save_dict, self.prefix = str(save_dir), dict(save_dict), prefix
+        self.save_dir, self.save_dict, self.prefix = Path(save_dir), dict(save_dict), prefix
 
     def attach(self, engine: Engine) -> None:
-        CheckpointSaver(
-            save_dir=self.save_dir,
-            save_dict={**self.save_dict, "trainer": engine},
-            file_prefix=self.prefix,
-            save_interval=1,
-            n_saved=1,
-            epoch_level=True,
-        ).attach(engine)
+        engine.add_event_handler(Events.STARTED, self._remove_partial_saves)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _remove_partial_saves(self, engine: Engine) -> None:
+        """Remove what a save killed half-way left behind (temporary files, never loaded)."""
+        if is_main_process():
+            for partial in self.save_dir.glob(f".{self.prefix}_checkpoint_epoch=*.partial"):
+                partial.unlink(missing_ok=True)
+
+    def __call__(self, engine: Engine) -> None:
+        if not is_main_process():
+            return
+        state = {**_unwrapped_state(self.save_dict), "trainer": engine.state_dict()}
+        path = self.save_dir / f"{self.prefix}_checkpoint_epoch={engine.state.epoch}.pt"
+        save_atomic(state, path)
+        for _, older in RunLayout.checkpoints_in(self.save_dir, self.prefix):
+            if older != path:
+                older.unlink(missing_ok=True)
+
+
+class FinalModelSaver:
+    """Write the network's weights (its ``state_dict``) to ``save_dir/final_filename`` when the stage
+    completes — and only then: a stage that raises (bad data, a non-finite loss, a kill) leaves the file that
+    was there before. Written atomically (temporary file, then rename), by rank 0 only, after checking that
+    every weight is finite.
+
+    Replaces MONAI's ``CheckpointSaver(save_final=True)``, which also writes when the run raises.
+
+    Args:
+        save_dir: the models folder.
+        network: the trained network (``DistributedDataParallel`` is unwrapped).
+        final_filename: ``pretrained.pt``, ``model.pt``, ...
+
+    Raises:
+        FloatingPointError: at completion, when a weight is NaN or infinite (nothing is written).
+    """
+
+    def __init__(self, save_dir: str | os.PathLike, network: torch.nn.Module, final_filename: str) -> None:
+        self.path, self.network = Path(save_dir) / final_filename, network
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not is_main_process():
+            return
+        state = _unwrapped_state({"model": self.network})["model"]
+        bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise FloatingPointError(f"not writing {self.path}: {len(bad)} weights are NaN or infinite (e.g. {bad[0]}).")
+        save_atomic(state, self.path)
+        logger.info("saved %s", self.path)
 
 
 class ResumeFromLastCheckpoint:
-    """Resume a training stage from its newest ``<prefix>_checkpoint_epoch=N.pt`` in ``ckpt_dir``.
+    """Resume a training stage from its newest complete ``<prefix>_checkpoint_epoch=N.pt`` in ``ckpt_dir``.
 
-    With ``enabled`` and a checkpoint present this attaches MONAI's ``CheckpointLoader`` for
-    ``load_dict`` plus the trainer's state: the trainer continues at epoch ``N + 1``. Otherwise it does
-    nothing, so bundles list it unconditionally and switch it with the ``resume`` setting.
+    With ``enabled`` and a checkpoint present this attaches MONAI's ``CheckpointLoader`` for ``load_dict``
+    plus the trainer's state: the trainer continues at epoch ``N + 1``. A checkpoint that cannot be read (an
+    interrupted save of an older version) is skipped with a warning for the previous one. Without a
+    checkpoint, or without ``enabled``, it does nothing, so bundles list it unconditionally and switch it
+    with the ``resume`` setting.
+
+    A run resumed with another number of epochs than the checkpoint's continues the learning-rate schedule
+    over the new length: the ``lr_scheduler`` of ``load_dict`` (one with ``total_iters``, as the bundles'
+    ``PolynomialLR``) gets ``total_iters = max_epochs`` and the learning rate of the epoch it resumes at.
+
+    Raises:
+        ValueError: when the epochs changed and the scheduler cannot be stretched, or the checkpoint is
+            already past this run's last epoch.
     """
 
     def __init__(self, ckpt_dir: str | os.PathLike, prefix: str, load_dict: dict, enabled: bool = False) -> None:
         self.ckpt_dir, self.prefix, self.load_dict, self.enabled = Path(ckpt_dir), prefix, load_dict, bool(enabled)
 
-    def last_checkpoint(self) -> Path | None:
-        found = RunLayout.checkpoints_in(self.ckpt_dir, self.prefix)
-        return found[-1][1] if found else None
+    def last_checkpoint(self) -> tuple[Path, dict] | None:
+        """The newest checkpoint that loads, and its content."""
+        for _, path in reversed(RunLayout.checkpoints_in(self.ckpt_dir, self.prefix)):
+            try:
+                return path, torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001 - any unreadable file: fall back to the previous one
+                logger.warning("resume: skipping %s, which cannot be read (%s)", path, error)
+        return None
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
             return
-        path = self.last_checkpoint()
-        if path is None:
+        found = self.last_checkpoint()
+        if found is None:
             logger.info("resume: no %s checkpoint in %s, starting at epoch 1", self.prefix, self.ckpt_dir)
             return
+        path, checkpoint = found
+        trainer = checkpoint.get("trainer", {})
+        saved_epochs, max_epochs = trainer.get("max_epochs"), engine.state.max_epochs
+        done = int(trainer.get("epoch", trainer.get("iteration", 0) // max(int(trainer.get("epoch_length") or 1), 1)))
+        if done >= max_epochs:
+            raise ValueError(f"resume: {path} has already trained {done} epochs, this run has {max_epochs}; nothing to resume.")
+        scheduler = self.load_dict.get("lr_scheduler")
+        stretch = saved_epochs is not None and int(saved_epochs) != int(max_epochs) and scheduler is not None
+        if stretch and not (hasattr(scheduler, "total_iters") and hasattr(scheduler, "_get_closed_form_lr")):
+            raise ValueError(
+                f"resume: {path} was written by a run of {saved_epochs} epochs, this run has {max_epochs}, and its "
+                f"{type(scheduler).__name__} cannot be stretched; resume with {saved_epochs} epochs or start afresh."
+            )
         logger.info("resume: loading %s", path)
         CheckpointLoader(load_path=str(path), load_dict={**self.load_dict, "trainer": engine}, map_location="cpu").attach(engine)
+        if stretch:
+            engine.add_event_handler(Events.STARTED, self._stretch_schedule, scheduler, int(saved_epochs))
+
+    @staticmethod
+    def _stretch_schedule(engine: Engine, scheduler, saved_epochs: int) -> None:
+        """After the checkpoint is loaded: the schedule over this run's epochs, from the epoch it resumes at."""
+        scheduler.total_iters = engine.state.max_epochs
+        for group, lr in zip(scheduler.optimizer.param_groups, scheduler._get_closed_form_lr()):
+            group["lr"] = lr
+        logger.info(
+            "resume: learning-rate schedule stretched from %d to %d epochs (lr %.3g at epoch %d)",
+            saved_epochs, engine.state.max_epochs, scheduler.optimizer.param_groups[0]["lr"], engine.state.epoch + 1,
+        )
