@@ -9,6 +9,7 @@ call of a public entry point, never inside a loop.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "check_binary",
     "check_connectivity",
     "check_option",
+    "check_plain_name",
     "check_positive_int",
     "check_same_shape",
     "check_slice_axis",
@@ -48,6 +50,23 @@ def check_option(value: object, options: Collection, name: str):
         return look_up_option(value, options)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}.") from error
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+
+def check_plain_name(value: str, name: str) -> str:
+    """``value`` if it is a plain name — letters, digits, ``_ . -``, not starting with ``.``, no ``..``, no
+    path separator — that can name a file inside a folder and nothing outside it (image ids, label tags).
+
+    Raises:
+        ValueError: naming ``name`` and the value.
+    """
+    if not isinstance(value, str) or not _PLAIN_NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{name} must be a plain name (letters, digits, '_', '.', '-'; no path separators or '..'), got {value!r}."
+        )
+    return value
 
 
 def check_unit_interval(value: float, name: str) -> float:

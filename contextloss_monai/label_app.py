@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from urllib.parse import parse_qsl
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,11 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.inferers import Inferer
 from monai.transforms import Compose, SqueezeDimd
+from monailabel.config import settings
+from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
+from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException, MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.infer.basic_infer import BasicInferTask
@@ -43,9 +48,10 @@ from monailabel.tasks.train.bundle import BundleTrainTask
 
 from contextloss_monai import __version__
 from contextloss_monai.bundle.weights import load_weights
+from contextloss_monai.checks import check_plain_name
 from contextloss_monai.utils import to_numpy
 
-__all__ = ["BundleSegmentationInfer", "BundleTwoStageTrain", "ContextLossLabelApp", "find_bundles"]
+__all__ = ["BundleSegmentationInfer", "BundleTwoStageTrain", "ContextLossLabelApp", "PlainNameGuard", "SafeLocalDatastore", "find_bundles"]
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +233,140 @@ class BundleTwoStageTrain(BundleTrainTask):
         return super().__call__({**request, "multi_gpu": False}, datastore)
 
 
+#: request parameters that name a datastore entry or model: plain names only
+_NAME_PARAMETERS = ("image", "id", "tag", "label", "label_tag", "model")
+
+
+def _is_upload(path: str) -> bool:
+    """Whether ``path`` is a file MONAI Label's endpoints wrote for an upload (a temporary file)."""
+    return os.path.isfile(path) and Path(path).resolve().parent == Path(tempfile.gettempdir()).resolve()
+
+
+def _remove_upload(path: str) -> None:
+    if isinstance(path, str) and _is_upload(path):
+        Path(path).unlink(missing_ok=True)
+
+
+def _check_image_file(path: str, what: str) -> None:
+    """Raise ``ValueError`` unless ``path`` reads as an image (NIfTI with nibabel, anything else with MONAI)."""
+    try:
+        if path.endswith((".nii", ".nii.gz")):
+            image = nib.load(path)
+            if len(image.shape) < 2:
+                raise ValueError(f"{len(image.shape)}D data")
+            np.asanyarray(image.dataobj[(slice(0, 1),) * len(image.shape)])
+        else:
+            from monai.transforms import LoadImage
+
+            LoadImage(image_only=True)(path)
+    except Exception as error:  # noqa: BLE001 - any reader failure means: not an image
+        raise ValueError(f"the uploaded {what} is not a readable image ({type(error).__name__}: {error}).") from error
+
+
+class SafeLocalDatastore(LocalDatastore):
+    """MONAI Label's local datastore that accepts only plain names as image ids and label tags (no path
+    separators, ``..`` or absolute paths) and only readable images as uploads, before it touches the file
+    system: nothing outside the studies folder is read or written, and an upload can never land on a
+    bundle's files. A refused upload's temporary file is removed."""
+
+    def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
+        try:
+            check_plain_name(image_id or self._to_id(os.path.basename(image_filename))[0], "image")
+            _check_image_file(image_filename, "image")
+        except ValueError:
+            _remove_upload(image_filename)
+            raise
+        return super().add_image(image_id, image_filename, image_info)
+
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        try:
+            check_plain_name(image_id, "image")
+            check_plain_name(label_tag, "tag")
+            _check_image_file(label_filename, "label")
+        except ValueError:
+            _remove_upload(label_filename)
+            raise
+        return super().save_label(image_id, label_filename, label_tag, label_info)
+
+    def remove_image(self, image_id: str) -> None:
+        super().remove_image(check_plain_name(image_id, "id"))
+
+    def remove_label(self, label_id: str, label_tag: str) -> None:
+        super().remove_label(check_plain_name(label_id, "id"), check_plain_name(label_tag, "tag"))
+
+    def get_image_uri(self, image_id: str) -> str:
+        return super().get_image_uri(check_plain_name(image_id, "image"))
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        return super().get_label_uri(check_plain_name(label_id, "label"), check_plain_name(label_tag, "tag"))
+
+
+class PlainNameGuard:
+    """ASGI middleware: a request whose ``image``, ``id``, ``tag``, ``label``, ``label_tag`` or ``model`` query
+    parameter, or whose model in ``/infer/<model>`` / ``/train/<model>``, is not a plain name gets HTTP 400
+    before any endpoint runs (absolute paths and ``..`` never reach MONAI Label's file handling)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            problem = self._problem(scope)
+            if problem is not None:
+                from starlette.responses import JSONResponse
+
+                await JSONResponse({"detail": problem}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _problem(scope) -> str | None:
+        values = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True) if k in _NAME_PARAMETERS]
+        parts = [p for p in scope.get("path", "").split("/") if p]
+        if len(parts) >= 2 and parts[0] in ("infer", "train"):
+            values.append(("model", "/".join(parts[1:])))
+        for key, value in values:
+            if value:
+                try:
+                    check_plain_name(value, key)
+                except ValueError as error:
+                    return str(error)
+        return None
+
+
+def _harden_server(cors_origins: Sequence[str]) -> None:
+    """The running MONAI Label server (``monailabel.app``), made safe for a local app: CORS only for the
+    configured origins (MONAI Label reflects any origin, with credentials), the :class:`PlainNameGuard`, and
+    HTTP 4xx with a message instead of a bare 500 for unknown models, missing images or labels and bad input."""
+    server_module = sys.modules.get("monailabel.app")
+    if server_module is None:  # not running inside the MONAI Label server
+        return
+    from fastapi.middleware import Middleware
+    from fastapi.middleware.cors import CORSMiddleware
+    from starlette.responses import JSONResponse
+
+    server = server_module.app
+    middleware = [m for m in server.user_middleware if m.cls is not CORSMiddleware]
+    if cors_origins:
+        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=False,
+                                        allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["*"]))
+    server.user_middleware = [Middleware(PlainNameGuard)] + middleware
+
+    async def not_found(request, error):
+        return JSONResponse({"detail": str(getattr(error, "msg", error))}, status_code=404)
+
+    async def bad_request(request, error):
+        message = str(getattr(error, "msg", error))
+        return JSONResponse({"detail": message}, status_code=404 if "no model" in message.lower() else 400)
+
+    server.add_exception_handler(ImageNotFoundException, not_found)
+    server.add_exception_handler(LabelNotFoundException, not_found)
+    server.add_exception_handler(MONAILabelException, bad_request)
+    server.add_exception_handler(ValueError, bad_request)
+    server.middleware_stack = server.build_middleware_stack()  # the stack was built for the start-up call
+    logger.info("server hardened: CORS origins %s, plain-name guard, 4xx errors", list(cors_origins) or "none")
+
+
 class ContextLossLabelApp(MONAILabelApp):
     """MONAI Label app serving this project's bundles: one infer and one train task per bundle.
 
@@ -235,9 +375,16 @@ class ContextLossLabelApp(MONAILabelApp):
     - ``bundles_dir``: folder of bundles (default: the repository's ``bundles/``, two levels above the app).
     - ``models``: ``all`` (default) or comma-separated bundle names.
     - ``preload``: ``true`` to build each network at start-up.
+    - ``cors_origins``: comma-separated origins a web page may call the server from (default: none, CORS
+      off; MONAI Label's ``MONAI_LABEL_CORS_ORIGINS`` setting counts as well).
 
     A bundle that cannot serve (missing configs or ``models/model.pt``, weights that do not fit)
     raises at start-up, so the server does not start with a model silently missing.
+
+    The server refuses what could reach outside the studies folder: image ids and label tags must be plain
+    names (:class:`SafeLocalDatastore`, :class:`PlainNameGuard`), inference runs on datastore images or
+    uploads only (never on a server path), uploads must be readable images (refused ones are deleted), and
+    errors are HTTP 4xx with a message.
     """
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
@@ -252,6 +399,38 @@ class ContextLossLabelApp(MONAILabelApp):
             description="Topology-preserving segmentation of thin structures (ContextLoss bundles)",
             version=__version__,
         )
+
+    def init_datastore(self) -> Datastore:
+        if self.studies.startswith(("http://", "https://")):
+            return super().init_datastore()
+        return SafeLocalDatastore(
+            self.studies,
+            extensions=settings.MONAI_LABEL_DATASTORE_FILE_EXT,
+            auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+            read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
+        )
+
+    def on_init_complete(self) -> None:
+        super().on_init_complete()
+        configured = [o.strip() for o in str(self.conf.get("cors_origins", "")).split(",") if o.strip()]
+        _harden_server(configured or [str(o) for o in settings.MONAI_LABEL_CORS_ORIGINS])
+
+    def infer(self, request, datastore=None):
+        """MONAI Label's inference, on a datastore image (a plain id) or an upload only: a server path in
+        ``image`` is refused (MONAI Label would read any file the server can). A failed request's upload is
+        removed."""
+        image = request.get("image")
+        try:
+            if request.get("model") not in self._infers:
+                raise MONAILabelException(MONAILabelError.INVALID_INPUT, f"there is no model {request.get('model')!r}; available: {sorted(self._infers)}")
+            sessions = getattr(self.sessions(), "store_path", None) if self.sessions() is not None else None
+            in_sessions = bool(sessions) and isinstance(image, str) and Path(image).resolve().is_relative_to(Path(sessions).resolve())
+            if isinstance(image, str) and not (_is_upload(image) or in_sessions):
+                check_plain_name(image, "image")
+            return super().infer(request, datastore)
+        except BaseException:
+            _remove_upload(image)
+            raise
 
     def init_infers(self) -> dict[str, InferTask]:
         preload = str(self.conf.get("preload", "false")).lower() == "true"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -66,7 +67,9 @@ class Server:
             sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(workdir / "studies"),
             "--conf", "bundles_dir", str(bundles_dir), "--conf", "models", models, "--host", "127.0.0.1", "--port", str(self.port),
         ]
-        env = dict(os.environ, OMP_NUM_THREADS="1", MONAI_LABEL_SESSION_PATH=str(workdir / "sessions"))
+        self.tmp = workdir / "server_tmp"  # the server's temporary files (uploads), checked to be cleaned up
+        self.tmp.mkdir(exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1", MONAI_LABEL_SESSION_PATH=str(workdir / "sessions"), TMPDIR=str(self.tmp))
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -205,3 +208,71 @@ def test_find_bundles_errors_name_the_setting(tmp_path):
         find_bundles(tmp_path, "roads_2d,vessap_3d")
     with pytest.raises(ValueError, match="holds no bundle"):
         find_bundles(tmp_path / "roads_2d" / "docs")
+
+
+def _send(url: str, method: str, body: bytes = b"", headers: dict | None = None, timeout: float = 120) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, data=body if method in ("POST", "PUT") else None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def _upload(url: str, field: str, filename: str, content: bytes, method: str = "PUT") -> tuple[int, bytes]:
+    boundary = "contextlossboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"params\"\r\n\r\n{{}}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    status, _, answer = _send(url, method, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return status, answer
+
+
+def test_server_refuses_names_that_leave_the_studies_folder(server, workspace):
+    server.wait_for_info()
+    config = workspace / "bundles" / "roads_2d" / "configs" / "train.yaml"
+    before = config.read_bytes()
+    payload = b"run:\n- $__import__('os').system('touch pwned')\n"
+    status, body = _upload(f"{server.url}/datastore/image?image=../bundles/roads_2d/configs/train", "file", "train.yaml", payload)
+    assert status == 400 and b"plain name" in body
+    assert config.read_bytes() == before
+    label = (workspace / "studies" / "labels" / "final" / "road_train_0.nii.gz").read_bytes()
+    status, body = _upload(f"{server.url}/datastore/label?image=road_train_0&tag=../../../escaped", "label", "l.nii.gz", label)
+    assert status == 400 and b"tag must be a plain name" in body
+    assert not list(workspace.parent.rglob("escaped*"))
+    outside = str(workspace / "roads" / "imagesTs" / "roads_005.nii.gz")  # a file the server can read
+    status, body = _request(f"{server.url}/infer/roads_2d?image={outside}&output=image", data=b"{}")
+    assert status == 400 and b"plain name" in body
+    status, _, body = _send(f"{server.url}/infer/roads_2d?image=road_image&output=json", "POST",
+                            urllib.parse.urlencode({"params": json.dumps({"image": outside})}).encode(),
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and b"image must be a plain name" in body
+    assert not (workspace / "pwned").exists() and not (workspace / "app" / "pwned").exists()
+
+
+def test_server_answers_bad_requests_with_4xx_and_cleans_uploads(server, workspace):
+    server.wait_for_info()
+    status, body = _request(f"{server.url}/infer/no_such_model?image=road_image", data=b"{}")
+    assert status == 404 and b"no_such_model" in body
+    status, _, body = _send(f"{server.url}/infer/roads_2d?image=road_image", "POST", b"params=%7Bnot+json",
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and body
+    status, body = _upload(f"{server.url}/datastore/image?image=not_an_image", "file", "notes.nii.gz", b"not an image" * 1000)
+    assert status == 400 and b"not a readable image" in body
+    status, body = _upload(f"{server.url}/datastore/label?image=road_train_1&tag=final", "label", "l.nii.gz", b"garbage")
+    assert status == 400 and b"not a readable image" in body
+    time.sleep(0.5)
+    assert [f for f in server.tmp.iterdir() if f.name.endswith(".nii.gz")] == []  # no refused upload left behind
+    good = (workspace / "studies" / "road_image.nii.gz").read_bytes()
+    status, body = _upload(f"{server.url}/datastore/image?image=uploaded_copy", "file", "uploaded_copy.nii.gz", good)
+    assert status == 200 and json.loads(body)["image"] == "uploaded_copy"
+    assert (workspace / "studies" / "uploaded_copy.nii.gz").read_bytes() == good
+
+
+def test_cors_is_off_unless_configured(server):
+    server.wait_for_info()
+    status, headers, _ = _send(f"{server.url}/info/", "GET", headers={"Origin": "http://evil.example"})
+    assert status == 200 and not any(k.lower().startswith("access-control-allow") for k in headers)
+    status, headers, _ = _send(f"{server.url}/infer/roads_2d?image=road_image", "OPTIONS",
+                               headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert not any(k.lower().startswith("access-control-allow") for k in headers)
