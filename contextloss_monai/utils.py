@@ -6,15 +6,17 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["is_main_process", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["atomic_file", "is_main_process", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -40,33 +42,18 @@ def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder renamed into place (readers see
-    the old file or the new one, never a part), with the permissions the umask gives; return the path."""
+@contextmanager
+def atomic_file(path: str | os.PathLike, binary: bool = True) -> Iterator[IO]:
+    """A stream to write ``path`` through: a temporary file in the same folder, flushed to disk and renamed
+    into place when the block ends without error, removed otherwise. Readers (and a resumed run) see the
+    previous file or the complete new one, never a part of it, whenever the writing process dies. The file
+    gets the permissions the umask gives."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-        os.chmod(temporary, umask_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def save_atomic(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, flushed to disk and
-    renamed into place: a reader (or a resumed run) sees the previous file or the complete new one, never a
-    part of it, whenever the writing process is killed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
+        with os.fdopen(handle, "wb" if binary else "w", **({} if binary else {"newline": ""})) as stream:
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, umask_mode())
@@ -74,7 +61,20 @@ def save_atomic(obj: object, path: str | os.PathLike) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_file`); return the path."""
+    with atomic_file(path, binary=False) as stream:
+        stream.write(text)
+    return Path(path)
+
+
+def save_atomic(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` of ``obj`` to ``path`` atomically (:func:`atomic_file`); return the path."""
+    with atomic_file(path) as stream:
+        torch.save(obj, stream)
+    return Path(path)
 
 
 def write_csv_rows(path: str | os.PathLike, rows: Sequence[dict]) -> Path:

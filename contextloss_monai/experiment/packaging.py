@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import umask_mode
+from contextloss_monai.utils import atomic_file, umask_mode
 
 __all__ = ["EXCLUDED", "VERSION_PATTERN", "download_bundle", "package_bundle"]
 
@@ -78,22 +78,14 @@ def package_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike, in
     name = bundle_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)
     archive = out_dir / f"{name}_v{version}.zip"
-    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=f".{archive.name}.", suffix=".partial")
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for path in _bundle_files(bundle_dir):
-                relative = path.relative_to(bundle_dir).as_posix()
-                if any(fnmatch.fnmatch(relative, pattern) for pattern in EXCLUDED):
-                    continue
-                if not include_weights and relative.startswith("models/") and path.suffix in (".pt", ".ts", ".onnx"):
-                    continue
-                zf.write(path, f"{name}/{relative}")
-        os.chmod(temporary, umask_mode())
-        os.replace(temporary, archive)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(archive) as stream, zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in _bundle_files(bundle_dir):
+            relative = path.relative_to(bundle_dir).as_posix()
+            if any(fnmatch.fnmatch(relative, pattern) for pattern in EXCLUDED):
+                continue
+            if not include_weights and relative.startswith("models/") and path.suffix in (".pt", ".ts", ".onnx"):
+                continue
+            zf.write(path, f"{name}/{relative}")
     digest = _sha256(archive)
     Path(f"{archive}.sha256").write_text(f"{digest}  {archive.name}\n")
     return archive, digest

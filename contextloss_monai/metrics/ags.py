@@ -42,10 +42,11 @@ def compute_ags(
     leave out (counted by ``get_not_nans``), as ``DiceMetric`` does for empty ground truth.
 
     Args:
-        y_pred: binarized prediction, one-hot ``(B, C, H, W)`` or ``(B, C, H, W, D)``.
-        y: binary label of the same shape.
+        y_pred: binarized prediction, one-hot ``(B, C, H, W)`` or ``(B, C, H, W, D)``: what must cover the centre line.
+        y: binary label of the same shape, whose exact skeleton is the centre line.
         include_background: whether to evaluate the first channel.
-        patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image.
+        patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image; tiles
+            whose label skeleton is empty are skipped.
 
     Returns:
         a float tensor ``(B, C)`` in [0, 100] (NaN for an empty label).
@@ -57,8 +58,7 @@ def compute_ags(
 
 
 class AGSMetric(TopologyMetric):
-    """AGS as a MONAI cumulative metric: the arguments of :class:`~contextloss_monai.metrics.TopologyMetric`
-    (``include_background``, ``reduction``, ``get_not_nans``) and the options of :func:`compute_ags`
-    (``patch_size``). NaN values of images without foreground are left out of the reductions."""
+    """AGS (%) accumulated over batches (:class:`~contextloss_monai.metrics.TopologyMetric`), values from
+    :func:`compute_ags`; images without label give NaN, which the reductions skip."""
 
     compute_fn = staticmethod(compute_ags)

@@ -55,10 +55,11 @@ def compute_cldice(
     without any foreground in prediction and label gives NaN, left out by MONAI's reductions.
 
     Args:
-        y_pred: binarized prediction, one-hot ``(B, C, H, W)`` or ``(B, C, H, W, D)``.
-        y: binary label of the same shape.
+        y_pred: binarized prediction, one-hot ``(B, C, H, W)`` or ``(B, C, H, W, D)``; its skeleton gives Tprec.
+        y: binary label of the same shape; its skeleton gives Tsens.
         include_background: whether to evaluate the first channel.
-        patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image.
+        patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image; tiles
+            empty in both prediction and label are skipped.
 
     Returns:
         a float tensor ``(B, C)`` in [0, 1].
@@ -70,8 +71,7 @@ def compute_cldice(
 
 
 class ClDiceMetric(TopologyMetric):
-    """clDice as a MONAI cumulative metric: the arguments of :class:`~contextloss_monai.metrics.TopologyMetric`
-    (``include_background``, ``reduction``, ``get_not_nans``) and the options of :func:`compute_cldice`
-    (``patch_size``). NaN values of images without foreground are left out of the reductions."""
+    """clDice with the exact skeleton, a MONAI cumulative metric (:class:`~contextloss_monai.metrics.TopologyMetric`
+    with ``patch_size``); see :func:`compute_cldice`."""
 
     compute_fn = staticmethod(compute_cldice)
