@@ -166,6 +166,24 @@ def test_torchrun_two_processes_on_cpu(name, datasets, tmp_path):
         assert len(list(csv.DictReader(handle))) == 1  # one row: only rank 0 logs
 
 
+def test_multi_gpu_evaluate_matches_one_process(datasets, tmp_path):
+    """multi_gpu_evaluate.yaml with 2 gloo processes: every test image evaluated once, the same summary as one process."""
+    from conftest import copy_bundle as copy_bundle_with_weights
+
+    bundle = copy_bundle_with_weights("roads_2d", tmp_path)  # random weights in models/model.pt
+    data = ["--dataset_dir", str(datasets["roads_2d"]), "--patch_size", "[64,64]"]
+    run_bundle(bundle, ["inference", "evaluate"], *data, "--evaluation_name", "single")
+    run_bundle(bundle, ["inference", "evaluate", "multi_gpu_evaluate"], *data, "--evaluation_name", "sharded", torchrun=True)
+    single, sharded = (json.loads((bundle / f"eval/{n}/summary.json").read_text()) for n in ("single", "sharded"))
+    assert sharded["n_images"] == single["n_images"] == 2
+    for metric, values in single["metrics"].items():
+        assert sharded["metrics"][metric]["count"] == values["count"]
+        if values["mean"] is not None:
+            assert sharded["metrics"][metric]["mean"] == pytest.approx(values["mean"], rel=1e-6, abs=1e-9), metric
+    with (bundle / "eval/sharded/metrics.csv").open() as handle:
+        assert sorted(r["image"] for r in csv.DictReader(handle)) == ["roads_005", "roads_006"]
+
+
 def test_torchrun_two_nodes_on_loopback(datasets, tmp_path):
     """The model cards' multi-node command, as two "nodes" of one process each on 127.0.0.1 with gloo."""
     import socket

@@ -232,3 +232,26 @@ def test_ignite_handlers_attach_and_report():
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_betti_numbers_are_computed_once_for_all_error_kinds(monkeypatch):
+    """A bundle evaluation lists BettiError handlers for e, e0 and e1: the Betti numbers of an image are
+    computed once for all three (and again when the image changes)."""
+    import contextloss_monai.metrics.betti_error as module
+
+    calls = []
+    real = module._betti_errors
+    monkeypatch.setattr(module, "_betti_errors", lambda *a: calls.append(1) or real(*a))
+    module._ERRORS_CACHE.clear()
+    y = torch.zeros(2, 1, 16, 16)
+    y[..., 4, 2:14] = 1
+    p = y.clone()
+    p[0, 0, 4, 5] = 0  # a gap inside the first 8x8 tile
+    values = {kind: compute_betti_error(p, y, patch_size=8, error=kind) for kind in ("e", "e0", "e1")}
+    assert len(calls) == 2  # two images, once each
+    assert values["e"][0, 0] == values["e0"][0, 0] + values["e1"][0, 0] and values["e0"][0, 0] > 0
+    p[1, 0, 10, 10] = 1
+    compute_betti_error(p, y, patch_size=8, error="e0")
+    assert len(calls) == 3  # only the changed image again
+    compute_betti_error(p, y, patch_size=4, error="e0")
+    assert len(calls) == 5  # other tiles: new values

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +22,14 @@ def betti_error_kinds(true_3d: bool) -> tuple[str, ...]:
     return ("e0", "e1", "e2", "e") if true_3d else ("e0", "e1", "e")
 
 
+_ERRORS_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_ERRORS_CACHE_SIZE = 16
+
+
+def _content_key(mask: np.ndarray) -> tuple:
+    return mask.shape, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
 def betti_errors_of_image(
     pred: np.ndarray, label: np.ndarray, tiles: tuple[int, ...], connectivity: int, slice_axis: int | None = None
 ) -> np.ndarray:
@@ -28,9 +38,25 @@ def betti_errors_of_image(
     tile shape of the image or of its slices, the connectivity and slice axis as :func:`compute_betti_error`
     checked them).
 
+    The last results are cached by the pair's content and the options, so the handlers of several error
+    kinds (``e``, ``e0``, ``e1`` in a bundle's evaluation) compute the Betti numbers of an image once.
+
     Returns:
-        ``(e0, e1, e)`` (2D, slice-wise) or ``(e0, e1, e2, e)`` (true 3D) as a float array.
+        ``(e0, e1, e)`` (2D, slice-wise) or ``(e0, e1, e2, e)`` (true 3D) as a read-only float array.
     """
+    key = (_content_key(pred), _content_key(label), tiles, connectivity, slice_axis)
+    if key in _ERRORS_CACHE:
+        _ERRORS_CACHE.move_to_end(key)
+        return _ERRORS_CACHE[key]
+    errors = _betti_errors(pred, label, tiles, connectivity, slice_axis)
+    errors.flags.writeable = False
+    _ERRORS_CACHE[key] = errors
+    if len(_ERRORS_CACHE) > _ERRORS_CACHE_SIZE:
+        _ERRORS_CACHE.popitem(last=False)
+    return errors
+
+
+def _betti_errors(pred: np.ndarray, label: np.ndarray, tiles: tuple[int, ...], connectivity: int, slice_axis: int | None) -> np.ndarray:
     if slice_axis is None:
         errors = np.abs(betti_kernel(pred, tiles, connectivity) - betti_kernel(label, tiles, connectivity))
     else:
