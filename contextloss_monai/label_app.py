@@ -31,7 +31,6 @@ from typing import Any
 import monai.bundle
 import nibabel as nib
 import numpy as np
-import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.inferers import Inferer

@@ -152,7 +152,6 @@ def bench_dataset(
         loss_ms = timed(loss_only, device, repeats)
         rows.append({"dataset": name, "patch": "×".join(map(str, spatial)), "batch": batch, "loss": loss_name,
                      "step_ms": step_ms, "peak_gb": peak_gb, "loss_ms": loss_ms, "host_copies": count_host_copies(loss_only)})
-        del network, optimizer
     base = next(r for r in rows if r["loss"] == "Dice & CE")
     cldice = next(r for r in rows if r["loss"] == "clDice (50)")
     for row in rows:

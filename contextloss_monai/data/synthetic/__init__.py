@@ -15,7 +15,6 @@ kind           counterpart                 sample                               
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
