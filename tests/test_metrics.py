@@ -255,3 +255,60 @@ def test_betti_numbers_are_computed_once_for_all_error_kinds(monkeypatch):
     assert len(calls) == 3  # only the changed image again
     compute_betti_error(p, y, patch_size=4, error="e0")
     assert len(calls) == 5  # other tiles: new values
+
+
+def _sheets(seed: int, shape=(48, 40, 36)) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    label = ndimage.binary_dilation(rng.random(shape) < 0.004, iterations=2)
+    pred = label & (rng.random(shape) > 0.1)
+    pred |= rng.random(shape) > 0.999
+    return pred, label
+
+
+def test_label_skeletons_are_cached_across_evaluations(monkeypatch, tmp_path):
+    """clDice and AGS of a second method reuse the label skeletons on disk; a changed label is recomputed."""
+    import contextloss_monai.topology.skeleton as skeleton_module
+    from contextloss_monai.metrics import compute_ags, compute_cldice
+
+    thinned = []
+    real = skeleton_module._thin
+    monkeypatch.setattr(skeleton_module, "_thin", lambda mask: thinned.append(mask.sum()) or real(mask))
+    pred, label = _sheets(0)
+    p, y = torch.from_numpy(pred)[None, None], torch.from_numpy(label)[None, None]
+    options = dict(patch_size=[48, 40, 12], num_workers=1, cache_dir=tmp_path / "skeletons")
+    reference = {f.__name__: f(p, y, patch_size=[48, 40, 12], num_workers=1) for f in (compute_cldice, compute_ags)}
+    skeleton_module._EXACT_CACHE.clear()
+    thinned.clear()
+    cold = {f.__name__: f(p, y, **options) for f in (compute_cldice, compute_ags)}
+    assert cold == reference and len(thinned) == 6 and len(list((tmp_path / "skeletons").iterdir())) == 3
+    skeleton_module._EXACT_CACHE.clear()  # a new process: only the disk cache is left
+    thinned.clear()
+    other = p & torch.from_numpy(np.random.default_rng(1).random(pred.shape) > 0.2)[None, None]
+    compute_cldice(other, y, **options)
+    compute_ags(other, y, **options)
+    assert len(thinned) == 3  # the second method's own skeletons only: one per tile of its prediction
+    label2 = label.copy()
+    label2[10:20, 10:20, 4:7] = True  # the label changed in the first tile only
+    skeleton_module._EXACT_CACHE.clear()
+    thinned.clear()
+    changed = compute_ags(p, torch.from_numpy(label2)[None, None], **options)
+    assert len(thinned) == 1  # the changed tile is thinned again, the others come from the disk cache
+    skeleton_module._EXACT_CACHE.clear()
+    assert changed == compute_ags(p, torch.from_numpy(label2)[None, None], patch_size=[48, 40, 12], num_workers=1)
+    assert changed != cold["compute_ags"]
+
+
+def test_worker_processes_give_identical_numbers():
+    from contextloss_monai.metrics import compute_ags, compute_cldice
+    import contextloss_monai.topology.skeleton as skeleton_module
+
+    pred, label = _sheets(3)
+    p, y = torch.from_numpy(pred)[None, None], torch.from_numpy(label)[None, None]
+    for compute in (compute_cldice, compute_ags):
+        skeleton_module._EXACT_CACHE.clear()
+        one = compute(p, y, patch_size=[24, 40, 12], num_workers=1)
+        skeleton_module._EXACT_CACHE.clear()
+        two = compute(p, y, patch_size=[24, 40, 12], num_workers=2)
+        assert torch.equal(one, two)

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from contextloss_monai.metrics.base import TopologyMetric, per_tiled_image
-from contextloss_monai.topology.skeleton import skeletonize_exact
+from contextloss_monai.topology.skeleton import skeletonize_exact_many
 from contextloss_monai.topology.tiling import tile_slices
 
 __all__ = ["AGSMetric", "compute_ags"]
 
 
-def ags_of_image(pred: np.ndarray, label: np.ndarray, patch_size: Sequence[int] | int | None = None) -> float:
-    """AGS of one binary image pair: mean over the tiles whose label skeleton is not empty, NaN if none is."""
+def ags_of_image(
+    pred: np.ndarray,
+    label: np.ndarray,
+    patch_size: Sequence[int] | int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> float:
+    """AGS of one binary image pair: mean over the tiles whose label skeleton is not empty, NaN if none is.
+    The label skeletons come from :func:`skeletonize_exact_many` (``num_workers``, disk cache ``cache_dir``)."""
+    tiles = tile_slices(label.shape, patch_size)
+    skeletons = skeletonize_exact_many([label[t] for t in tiles], num_workers, cache_dir)
     values = []
-    for tile in tile_slices(label.shape, patch_size):
-        skel = skeletonize_exact(label[tile])
+    for tile, skel in zip(tiles, skeletons):
         length = np.count_nonzero(skel)
         if length:
             values.append(100.0 * np.count_nonzero(skel & pred[tile]) / length)
     return float(np.mean(values)) if values else float("nan")
+
+
+def _ags_of_checked(pred, label, tiles, num_workers=None, cache_dir=None) -> float:
+    return ags_of_image(pred, label, tiles, num_workers, cache_dir)
 
 
 def compute_ags(
@@ -30,6 +44,8 @@ def compute_ags(
     y: torch.Tensor | np.ndarray,
     include_background: bool = True,
     patch_size: Sequence[int] | int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> torch.Tensor:
     """
     AGS ``= 100 · |skel(Y) ∧ P| / |skel(Y)|`` (%): how much of the label's centre line (exact skeleton,
@@ -47,6 +63,10 @@ def compute_ags(
         include_background: whether to evaluate the first channel.
         patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image; tiles
             whose label skeleton is empty are skipped.
+        num_workers: processes that compute the label skeletons (``None``: the available cores, for large
+            images; 1: this process). The result does not depend on it.
+        cache_dir: a folder where the label skeletons are kept across evaluations (shared with clDice; keyed
+            by content: a changed label is recomputed); ``None``: none.
 
     Returns:
         a float tensor ``(B, C)`` in [0, 100] (NaN for an empty label).
@@ -54,7 +74,8 @@ def compute_ags(
     Raises:
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
-    return per_tiled_image(y_pred, y, include_background, patch_size, ags_of_image)
+    image_fn = functools.partial(_ags_of_checked, num_workers=num_workers, cache_dir=cache_dir)
+    return per_tiled_image(y_pred, y, include_background, patch_size, image_fn)
 
 
 class AGSMetric(TopologyMetric):

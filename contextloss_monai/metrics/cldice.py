@@ -3,13 +3,15 @@ correction for empty patches."""
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from contextloss_monai.metrics.base import TopologyMetric, per_tiled_image
-from contextloss_monai.topology.skeleton import skeletonize_exact
+from contextloss_monai.topology.skeleton import skeletonize_exact, skeletonize_exact_many
 from contextloss_monai.topology.tiling import tile_slices
 
 __all__ = ["ClDiceMetric", "cldice_of_tile", "compute_cldice"]
@@ -28,18 +30,42 @@ def cldice_of_tile(pred: np.ndarray, label: np.ndarray) -> float:
         return float("nan")
     if not has_pred or not has_label:
         return 0.0
-    skel_pred, skel_label = skeletonize_exact(pred), skeletonize_exact(label)
+    return _cldice_from_skeletons(pred, label, skeletonize_exact(pred), skeletonize_exact(label))
+
+
+def cldice_of_image(
+    pred: np.ndarray,
+    label: np.ndarray,
+    patch_size: Sequence[int] | int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> float:
+    """clDice of one image: mean over the tiles where prediction or label is not empty, NaN if there is none.
+    The tiles' skeletons are computed together (:func:`skeletonize_exact_many`: ``num_workers`` processes; label
+    skeletons through the disk cache ``cache_dir``)."""
+    tiles = tile_slices(label.shape, patch_size)
+    both = [t for t in tiles if pred[t].any() and label[t].any()]
+    skeletons = skeletonize_exact_many([pred[t] for t in both] + [label[t] for t in both], num_workers, cache_dir,
+                                       on_disk=[False] * len(both) + [True] * len(both))
+    skeleton = {id(t): (skeletons[i], skeletons[len(both) + i]) for i, t in enumerate(both)}
+    values = []
+    for tile in tiles:
+        if id(tile) in skeleton:
+            values.append(_cldice_from_skeletons(pred[tile], label[tile], *skeleton[id(tile)]))
+        elif pred[tile].any() or label[tile].any():
+            values.append(0.0)  # a missed or a false structure
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _cldice_from_skeletons(pred: np.ndarray, label: np.ndarray, skel_pred: np.ndarray, skel_label: np.ndarray) -> float:
     precision = np.count_nonzero(skel_pred & label) / max(np.count_nonzero(skel_pred), 1)
     sensitivity = np.count_nonzero(skel_label & pred) / max(np.count_nonzero(skel_label), 1)
     total = precision + sensitivity
     return 0.0 if total == 0 else 2.0 * precision * sensitivity / total
 
 
-def cldice_of_image(pred: np.ndarray, label: np.ndarray, patch_size: Sequence[int] | int | None = None) -> float:
-    """clDice of one image: mean over the tiles where prediction or label is not empty, NaN if there is none."""
-    values = [cldice_of_tile(pred[tile], label[tile]) for tile in tile_slices(label.shape, patch_size)]
-    values = [v for v in values if not np.isnan(v)]
-    return float(np.mean(values)) if values else float("nan")
+def _cldice_of_checked(pred, label, tiles, num_workers=None, cache_dir=None) -> float:
+    return cldice_of_image(pred, label, tiles, num_workers, cache_dir)
 
 
 def compute_cldice(
@@ -47,6 +73,8 @@ def compute_cldice(
     y: torch.Tensor | np.ndarray,
     include_background: bool = True,
     patch_size: Sequence[int] | int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> torch.Tensor:
     """
     clDice per sample and channel with the exact skeleton (scikit-image), averaged over non-overlapping
@@ -60,6 +88,10 @@ def compute_cldice(
         include_background: whether to evaluate the first channel.
         patch_size: tile size per spatial axis (an int for all axes), ``None`` for the whole image; tiles
             empty in both prediction and label are skipped.
+        num_workers: processes that compute the tiles' skeletons (``None``: the available cores, for large
+            images; 1: this process). The result does not depend on it.
+        cache_dir: a folder where the label skeletons are kept across evaluations (keyed by content: a
+            changed label is recomputed); ``None``: none.
 
     Returns:
         a float tensor ``(B, C)`` in [0, 1].
@@ -67,7 +99,8 @@ def compute_cldice(
     Raises:
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
-    return per_tiled_image(y_pred, y, include_background, patch_size, cldice_of_image)
+    image_fn = functools.partial(_cldice_of_checked, num_workers=num_workers, cache_dir=cache_dir)
+    return per_tiled_image(y_pred, y, include_background, patch_size, image_fn)
 
 
 class ClDiceMetric(TopologyMetric):

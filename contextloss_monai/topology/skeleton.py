@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from monai.config import NdarrayOrTensor
 from monai.losses.cldice import soft_erode, soft_open
 
-from contextloss_monai.topology.morphology import dilate_box, erode_cross
-from monai.config import NdarrayOrTensor
-
 from contextloss_monai.checks import check_batched_spatial, check_binary, check_option, check_positive_int
-from contextloss_monai.utils import to_numpy
+from contextloss_monai.topology.morphology import dilate_box, erode_cross
+from contextloss_monai.utils import atomic_file, to_numpy
 
-__all__ = ["SKELETON_METHODS", "binary_soft_skeleton", "binary_soft_skeleton_kernel", "skeleton_kernel", "skeletonize", "skeletonize_exact", "soft_skeleton"]
+__all__ = [
+    "SKELETON_METHODS",
+    "binary_soft_skeleton",
+    "binary_soft_skeleton_kernel",
+    "skeleton_kernel",
+    "skeletonize",
+    "skeletonize_exact",
+    "skeletonize_exact_many",
+    "soft_skeleton",
+]
 
 SKELETON_METHODS = ("soft", "exact")
 
@@ -101,6 +113,120 @@ def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
 
 _EXACT_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _EXACT_CACHE_SIZE = 4
+#: below this many voxels in all masks to thin, ``num_workers=None`` thins in this process (a pool costs more)
+PARALLEL_MIN_VOXELS = 4_000_000
+
+
+def _content_key(mask: np.ndarray) -> tuple:
+    return mask.shape, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
+def _thin(mask: np.ndarray) -> np.ndarray:
+    """scikit-image's thinning of the foreground's bounding box (plus a one-pixel margin: identical result)."""
+    from skimage.morphology import skeletonize as sk_skeletonize
+
+    nonzero = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))) for axis in range(mask.ndim)]
+    out = np.zeros(mask.shape, dtype=bool)
+    if len(nonzero[0]):
+        box = tuple(slice(max(int(nz[0]) - 1, 0), int(nz[-1]) + 2) for nz in nonzero)
+        out[box] = np.asarray(sk_skeletonize(np.ascontiguousarray(mask[box])), dtype=bool)
+    return out
+
+
+def _disk_path(cache_dir: str | os.PathLike, key: tuple) -> Path:
+    shape, digest = key
+    return Path(cache_dir) / f"{'x'.join(map(str, shape))}_{digest.hex()}.npy"
+
+
+def _read_disk(cache_dir, key: tuple) -> np.ndarray | None:
+    path = _disk_path(cache_dir, key)
+    try:
+        packed = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    size = int(np.prod(key[0]))
+    if packed.dtype != np.uint8 or packed.size != (size + 7) // 8:
+        return None
+    return np.unpackbits(packed, count=size).astype(bool).reshape(key[0])
+
+
+def _write_disk(cache_dir, key: tuple, skeleton: np.ndarray) -> None:
+    try:
+        with atomic_file(_disk_path(cache_dir, key)) as stream:
+            np.save(stream, np.packbits(skeleton), allow_pickle=False)
+    except OSError as error:  # a read-only dataset folder: go on without the cache
+        warnings.warn(f"cannot write the skeleton cache {cache_dir} ({error}); skeletons are not cached on disk.", stacklevel=3)
+
+
+def _remember(key: tuple, skeleton: np.ndarray) -> np.ndarray:
+    skeleton.flags.writeable = False
+    _EXACT_CACHE[key] = skeleton
+    _EXACT_CACHE.move_to_end(key)
+    if len(_EXACT_CACHE) > _EXACT_CACHE_SIZE:
+        _EXACT_CACHE.popitem(last=False)
+    return skeleton
+
+
+def skeletonize_exact_many(
+    masks: Sequence[np.ndarray],
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    on_disk: Sequence[bool] | None = None,
+) -> list[np.ndarray]:
+    """
+    Exact skeletons (:func:`skeletonize_exact`) of several binary 2D / 3D arrays, each computed once: from the
+    in-memory cache, from the disk cache, or by thinning — in ``num_workers`` processes when there is more than
+    one to thin.
+
+    Args:
+        masks: binary arrays ``(H, W)`` or ``(H, W, D)``.
+        num_workers: processes for the thinning; ``None``: the cores available to this process, used only
+            when the masks to thin hold at least :data:`PARALLEL_MIN_VOXELS` voxels; 1: this process.
+        cache_dir: folder of the disk cache (created); skeletons are stored packed, named by the mask's
+            shape and content hash, written atomically — a changed mask has another name, so stale entries
+            are never read. ``None``: no disk cache.
+        on_disk: per mask, whether it may use the disk cache (e.g. labels, which every evaluation of a dataset
+            shares, and not predictions); default: all of them.
+
+    Returns:
+        read-only ``bool`` arrays, one per mask.
+    """
+    masks = [np.asarray(m).astype(bool, copy=False) for m in masks]
+    on_disk = [True] * len(masks) if on_disk is None else list(on_disk)
+    out: list[np.ndarray | None] = [None] * len(masks)
+    todo: dict[tuple, list[int]] = {}
+    for i, mask in enumerate(masks):
+        if not mask.any():
+            out[i] = np.zeros(mask.shape, dtype=bool)
+            continue
+        key = _content_key(mask)
+        if key in _EXACT_CACHE:
+            _EXACT_CACHE.move_to_end(key)
+            out[i] = _EXACT_CACHE[key]
+            continue
+        stored = _read_disk(cache_dir, key) if cache_dir is not None and on_disk[i] else None
+        if stored is not None:
+            out[i] = _remember(key, stored)
+            continue
+        todo.setdefault(key, []).append(i)
+    keys = list(todo)
+    workers = num_workers if num_workers is not None else len(os.sched_getaffinity(0))
+    big_enough = num_workers is not None or sum(masks[todo[k][0]].size for k in keys) >= PARALLEL_MIN_VOXELS
+    if workers > 1 and len(keys) > 1 and big_enough:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(keys)), mp_context=multiprocessing.get_context("fork")) as pool:
+            thinned = list(pool.map(_thin, [masks[todo[k][0]] for k in keys]))
+    else:
+        thinned = [_thin(masks[todo[k][0]]) for k in keys]
+    for key, skeleton in zip(keys, thinned):
+        if cache_dir is not None and any(on_disk[i] for i in todo[key]):
+            _write_disk(cache_dir, key, skeleton)
+        skeleton = _remember(key, skeleton)
+        for i in todo[key]:
+            out[i] = skeleton
+    return out  # type: ignore[return-value]
 
 
 def skeletonize_exact(mask: np.ndarray) -> np.ndarray:
@@ -111,6 +237,7 @@ def skeletonize_exact(mask: np.ndarray) -> np.ndarray:
     The thinning runs on the bounding box of the foreground (plus a background margin of one pixel:
     identical result, less work on sparse tiles), and the last few results are cached by content, so
     metrics evaluated on the same tiles (clDice and AGS both need ``skel(Y)``) share one skeleton.
+    :func:`skeletonize_exact_many` adds a disk cache and worker processes.
 
     Args:
         mask: a binary array of shape ``(H, W)`` or ``(H, W, D)``.
@@ -118,24 +245,7 @@ def skeletonize_exact(mask: np.ndarray) -> np.ndarray:
     Returns:
         a read-only ``bool`` array of the same shape (it may be shared through the cache).
     """
-    from skimage.morphology import skeletonize as sk_skeletonize
-
-    mask = np.asarray(mask).astype(bool, copy=False)
-    nonzero = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))) for axis in range(mask.ndim)]
-    if not len(nonzero[0]):
-        return np.zeros(mask.shape, dtype=bool)
-    key = (mask.shape, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest())
-    if key in _EXACT_CACHE:
-        _EXACT_CACHE.move_to_end(key)
-        return _EXACT_CACHE[key]
-    box = tuple(slice(max(int(nz[0]) - 1, 0), int(nz[-1]) + 2) for nz in nonzero)
-    out = np.zeros(mask.shape, dtype=bool)
-    out[box] = np.asarray(sk_skeletonize(np.ascontiguousarray(mask[box])), dtype=bool)
-    out.flags.writeable = False
-    _EXACT_CACHE[key] = out
-    if len(_EXACT_CACHE) > _EXACT_CACHE_SIZE:
-        _EXACT_CACHE.popitem(last=False)
-    return out
+    return skeletonize_exact_many([mask], num_workers=1)[0]
 
 
 def skeletonize(mask: NdarrayOrTensor, method: str = "soft", iters: int = 50) -> NdarrayOrTensor:
