@@ -35,10 +35,6 @@ def ags_of_image(
     return float(np.mean(values)) if values else float("nan")
 
 
-def _ags_of_checked(pred, label, tiles, num_workers=None, cache_dir=None) -> float:
-    return ags_of_image(pred, label, tiles, num_workers, cache_dir)
-
-
 def compute_ags(
     y_pred: torch.Tensor | np.ndarray,
     y: torch.Tensor | np.ndarray,
@@ -74,7 +70,7 @@ def compute_ags(
     Raises:
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
-    image_fn = functools.partial(_ags_of_checked, num_workers=num_workers, cache_dir=cache_dir)
+    image_fn = functools.partial(ags_of_image, num_workers=num_workers, cache_dir=cache_dir)
     return per_tiled_image(y_pred, y, include_background, patch_size, image_fn)
 
 

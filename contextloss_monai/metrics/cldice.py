@@ -64,10 +64,6 @@ def _cldice_from_skeletons(pred: np.ndarray, label: np.ndarray, skel_pred: np.nd
     return 0.0 if total == 0 else 2.0 * precision * sensitivity / total
 
 
-def _cldice_of_checked(pred, label, tiles, num_workers=None, cache_dir=None) -> float:
-    return cldice_of_image(pred, label, tiles, num_workers, cache_dir)
-
-
 def compute_cldice(
     y_pred: torch.Tensor | np.ndarray,
     y: torch.Tensor | np.ndarray,
@@ -99,7 +95,7 @@ def compute_cldice(
     Raises:
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
-    image_fn = functools.partial(_cldice_of_checked, num_workers=num_workers, cache_dir=cache_dir)
+    image_fn = functools.partial(cldice_of_image, num_workers=num_workers, cache_dir=cache_dir)
     return per_tiled_image(y_pred, y, include_background, patch_size, image_fn)
 
 
