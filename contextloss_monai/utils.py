@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
@@ -16,7 +17,7 @@ import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["atomic_file", "is_main_process", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -35,6 +36,23 @@ def to_numpy(x: NdarrayOrTensor) -> np.ndarray:
             x = x.float()
         return x.cpu().numpy()
     return np.asarray(x)
+
+
+def content_key(mask: np.ndarray) -> tuple:
+    """A cache key for a boolean array's content: its shape and a 128-bit hash of its packed bits."""
+    return mask.shape, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
+def batch_filenames(batch, key: str) -> list[str | None]:
+    """The ``filename_or_obj`` of every image under ``key`` in an engine's batch (a collated dictionary or a
+    decollated list), one entry per image, ``None`` where an item has no such metadata."""
+    names: list[str | None] = []
+    for item in batch if isinstance(batch, list) else [batch]:
+        value = item.get(key) if isinstance(item, dict) else None
+        found = getattr(value, "meta", {}).get("filename_or_obj", [])
+        found = [found] if isinstance(found, str) else [str(n) for n in found]
+        names += found or [None]
+    return names
 
 
 def is_main_process() -> bool:

@@ -16,7 +16,7 @@ from monai.utils import ImageMetaKey as Key
 from monai.utils import string_list_all_gather
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import to_numpy, write_csv_rows, write_text_atomic
+from contextloss_monai.utils import batch_filenames, to_numpy, write_csv_rows, write_text_atomic
 
 __all__ = ["MetricsReport"]
 
@@ -46,13 +46,7 @@ class MetricsReport(MetricsSaver):
 
     def _image_meta(self, batch) -> list[dict]:
         """The metadata of every image of a batch (collated dictionary or decollated list)."""
-        items = batch if isinstance(batch, list) else [batch]
-        metas = []
-        for item in items:
-            meta = getattr(item[self.image_key], "meta", {})
-            names = meta.get(Key.FILENAME_OR_OBJ, [])
-            metas += [{Key.FILENAME_OR_OBJ: n} for n in ([names] if isinstance(names, str) else list(names))] or [{}]
-        return metas
+        return [{Key.FILENAME_OR_OBJ: n} if n else {} for n in batch_filenames(batch, self.image_key)]
 
     def __call__(self, engine: Engine) -> None:
         filenames = string_list_all_gather(self._filenames) if idist.get_world_size() > 1 else self._filenames

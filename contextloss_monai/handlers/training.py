@@ -17,7 +17,7 @@ from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import is_main_process, save_atomic, to_numpy, write_csv_rows
+from contextloss_monai.utils import batch_filenames, is_main_process, save_atomic, to_numpy, write_csv_rows
 
 __all__ = ["EpochLogger", "FinalModelSaver", "ResumeFromLastCheckpoint", "StopOnNonFiniteLoss", "TrainingStateSaver"]
 
@@ -87,15 +87,8 @@ def _unwrapped_state(objects: dict) -> dict:
 
 
 def _batch_files(engine: Engine) -> list[str]:
-    """The image files of the engine's current batch (from their ``filename_or_obj`` metadata)."""
-    batch = engine.state.batch
-    names: list[str] = []
-    for item in batch if isinstance(batch, list) else [batch]:
-        for key in ("image", "label"):
-            value = item.get(key) if isinstance(item, dict) else None
-            found = getattr(value, "meta", {}).get("filename_or_obj", [])
-            names += [found] if isinstance(found, str) else [str(n) for n in found]
-    return sorted(set(names))
+    """The image and label files of the engine's current batch (from their ``filename_or_obj`` metadata)."""
+    return sorted({n for key in ("image", "label") for n in batch_filenames(engine.state.batch, key) if n})
 
 
 class StopOnNonFiniteLoss:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -12,6 +11,7 @@ import torch
 from contextloss_monai.checks import check_connectivity, check_option, check_slice_axis, check_tile_shape
 from contextloss_monai.metrics.base import TopologyMetric, per_sample_and_channel, prepare_binary_pair
 from contextloss_monai.topology.betti import betti_kernel
+from contextloss_monai.utils import content_key
 
 __all__ = ["BettiErrorMetric", "betti_error_kinds", "compute_betti_error"]
 
@@ -24,10 +24,6 @@ def betti_error_kinds(true_3d: bool) -> tuple[str, ...]:
 
 _ERRORS_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _ERRORS_CACHE_SIZE = 16
-
-
-def _content_key(mask: np.ndarray) -> tuple:
-    return mask.shape, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
 
 
 def betti_errors_of_image(
@@ -44,7 +40,7 @@ def betti_errors_of_image(
     Returns:
         ``(e0, e1, e)`` (2D, slice-wise) or ``(e0, e1, e2, e)`` (true 3D) as a read-only float array.
     """
-    key = (_content_key(pred), _content_key(label), tiles, connectivity, slice_axis)
+    key = (content_key(pred), content_key(label), tiles, connectivity, slice_axis)
     if key in _ERRORS_CACHE:
         _ERRORS_CACHE.move_to_end(key)
         return _ERRORS_CACHE[key]

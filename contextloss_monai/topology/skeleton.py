@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections import OrderedDict
@@ -16,7 +15,7 @@ from monai.losses.cldice import soft_erode, soft_open
 
 from contextloss_monai.checks import check_batched_spatial, check_binary, check_option, check_positive_int
 from contextloss_monai.topology.morphology import dilate_box, erode_cross
-from contextloss_monai.utils import atomic_file, to_numpy
+from contextloss_monai.utils import atomic_file, content_key, to_numpy
 
 __all__ = [
     "SKELETON_METHODS",
@@ -117,10 +116,6 @@ _EXACT_CACHE_SIZE = 4
 PARALLEL_MIN_VOXELS = 4_000_000
 
 
-def _content_key(mask: np.ndarray) -> tuple:
-    return mask.shape, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
-
-
 def _thin(mask: np.ndarray) -> np.ndarray:
     """scikit-image's thinning of the foreground's bounding box (plus a one-pixel margin: identical result)."""
     from skimage.morphology import skeletonize as sk_skeletonize
@@ -199,7 +194,7 @@ def skeletonize_exact_many(
         if not mask.any():
             out[i] = np.zeros(mask.shape, dtype=bool)
             continue
-        key = _content_key(mask)
+        key = content_key(mask)
         if key in _EXACT_CACHE:
             _EXACT_CACHE.move_to_end(key)
             out[i] = _EXACT_CACHE[key]
