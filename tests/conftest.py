@@ -11,6 +11,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def requires_cuda(test):
+    """A CUDA test: selected by ``pytest -m cuda``, skipped (never faked) where no CUDA device is present."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test))
+
+
 def line_with_gap(gap: tuple[int, int] = (18, 22)) -> tuple[torch.Tensor, torch.Tensor]:
     """A 3-px horizontal line across a 9x40 image (label) and its prediction with a gap of columns ``gap``."""
     label = torch.zeros(1, 1, 9, 40, dtype=torch.bool)

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import requires_cuda
 
 from contextloss_monai.data.synthetic import write_synthetic_dataset
 
@@ -30,15 +31,27 @@ EVAL_OVERRIDES = {"cement_lines_3d": ["--e0gt_patch_size", "[32,32,8]", "--skele
 METRICS = ("dice", "cldice", "ags", "e0_gt", "betti_e", "betti_e0", "betti_e1")
 
 
-def run_bundle(bundle_dir: Path, configs: list[str], *overrides: str, torchrun: bool = False, expect_ok: bool = True):
+def run_bundle(
+    bundle_dir: Path, configs: list[str], *overrides: str, torchrun: bool = False, nproc: int = 2, expect_ok: bool = True
+):
     config = "[" + ",".join(f"'configs/{c}.yaml'" for c in configs) + "]"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"] if torchrun else [sys.executable]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if torchrun else [sys.executable]
     command = launcher + ["-m", "monai.bundle", "run", "--config_file", config, *overrides]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, cwd=bundle_dir, capture_output=True, text=True, env=env, timeout=600)
     if expect_ok:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done
+
+
+def export_bundle(bundle_dir: Path, input_shape: list[int]) -> None:
+    """``models/model.pt`` to TorchScript (traced: DynUNet with deep supervision does not script) and ONNX."""
+    common = ["--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.yaml",
+              "--input_shape", json.dumps(input_shape).replace(" ", "")]
+    for command in (["ckpt_export", "network_def", "--filepath", "models/model.ts", "--use_trace", "true"],
+                    ["onnx_export", "network_def", "--filepath", "models/model.onnx"]):
+        done = subprocess.run([sys.executable, "-m", "monai.bundle", *command, *common], cwd=bundle_dir, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -117,14 +130,9 @@ def test_all_stages(name, datasets, tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(test_items) and set(METRICS) <= set(rows[0])
 
-    # exports: TorchScript (traced: DynUNet with deep supervision does not script) and ONNX, same output as eager
+    # exports: TorchScript and ONNX, same output as eager
     shape = BUNDLES[name][3]
-    common = ["--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.yaml",
-              "--input_shape", json.dumps(shape).replace(" ", "")]
-    for command in (["ckpt_export", "network_def", "--filepath", "models/model.ts", "--use_trace", "true"],
-                    ["onnx_export", "network_def", "--filepath", "models/model.onnx"]):
-        done = subprocess.run([sys.executable, "-m", "monai.bundle", *command, *common], cwd=bundle, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-3000:]
+    export_bundle(bundle, shape)
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
@@ -214,7 +222,7 @@ def test_torchrun_two_nodes_on_loopback(datasets, tmp_path):
         assert len(list(csv.DictReader(handle))) == 1  # one row: only the global rank 0 logs
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@requires_cuda
 @pytest.mark.parametrize("name", sorted(BUNDLES))
 def test_every_stage_on_cuda(name, datasets, tmp_path):
     """One epoch of each stage on the GPU (mixed precision by default), every fine-tuning loss."""
@@ -225,6 +233,12 @@ def test_every_stage_on_cuda(name, datasets, tmp_path):
         run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "1", "--loss_name", loss_name)
     run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *data, *EVAL_OVERRIDES.get(name, []))
     assert json.loads((bundle / "eval/topo/summary.json").read_text())["metrics"]["dice"]["mean"] is not None
+    weights = torch.load(bundle / "models/model.pt", weights_only=True)  # no map_location: saved devices kept
+    assert all(t.device.type == "cpu" for t in weights.values())  # a GPU-trained model loads on any machine
+    # DDP with NCCL, one process per GPU of this machine (torchrun's default multi-GPU path)
+    run_bundle(bundle, ["train", "multi_gpu_train"], *data[:-2], "--pretrain_epochs", "1", torchrun=True,
+               nproc=torch.cuda.device_count())
+    export_bundle(bundle, BUNDLES[name][3])
 
 
 def _failure(name: str, configs: list[str], **overrides) -> str:

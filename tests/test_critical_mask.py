@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import line_with_gap, parallel_lines_with_bridge, tube_with_gap, tubes_with_bridge
+from conftest import line_with_gap, parallel_lines_with_bridge, requires_cuda, tube_with_gap, tubes_with_bridge
 
 from contextloss_monai.topology import critical_pixel_mask, skeletonize
 
@@ -136,7 +136,7 @@ def test_mask_needs_no_gradient():
     assert not mask.requires_grad
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@requires_cuda
 def test_cuda_mask_matches_cpu():
     pred, label = tube_with_gap()
     cpu = critical_pixel_mask(pred, label, spacing=(1.0, 2.0, 0.5))
@@ -224,15 +224,20 @@ def test_batched_error_context_equals_the_per_image_loop(ndim, spacing):
     torch.testing.assert_close(batched_error_context(*no_correct, spacing, _scipy_squared_distances), error_context(*no_correct, spacing))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@requires_cuda
 @pytest.mark.parametrize("skeleton", ["soft", "exact"])
-def test_cuda_batch_mask_matches_cpu(skeleton):
+@pytest.mark.parametrize("shape, spacing", [((40, 36, 20), (1.0, 1.0, 2.0)), ((40, 36, 20), None), ((96, 80), None), ((96, 80), 0.5)])
+def test_cuda_batch_mask_matches_cpu(skeleton, shape, spacing):
+    """The GPU path (cuCIM when installed: anisotropic spacing through cuCIM, isotropic applied afterwards) gives
+    the CPU's mask, also for an image without error (its prediction is its label) and one with an empty label."""
     rng = np.random.default_rng(0)
     from scipy import ndimage
 
-    label = torch.from_numpy(np.stack([ndimage.binary_dilation(rng.random((40, 36, 20)) < 0.01, iterations=2) for _ in range(4)]))
+    label = torch.from_numpy(np.stack([ndimage.binary_dilation(rng.random(shape) < 0.01, iterations=2) for _ in range(4)]))
     pred = label & torch.from_numpy(rng.random(label.shape) > 0.05)
-    label, pred = label.reshape(2, 2, 40, 36, 20), pred.reshape(2, 2, 40, 36, 20)
-    cpu = critical_pixel_mask(pred, label, skeleton=skeleton, spacing=(1.0, 1.0, 2.0))
-    gpu = critical_pixel_mask(pred.cuda(), label.cuda(), skeleton=skeleton, spacing=(1.0, 1.0, 2.0))
-    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)
+    pred[1] = label[1]
+    label[2] = False
+    label, pred = label.reshape(2, 2, *shape), pred.reshape(2, 2, *shape)
+    cpu = critical_pixel_mask(pred, label, skeleton=skeleton, spacing=spacing)
+    gpu = critical_pixel_mask(pred.cuda(), label.cuda(), skeleton=skeleton, spacing=spacing)
+    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu) and cpu.any()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import line_with_gap, logits_from, tube_with_gap
+from conftest import line_with_gap, logits_from, requires_cuda, tube_with_gap
 from monai.losses import DeepSupervisionLoss, DiceCELoss, DiceLoss, SoftclDiceLoss, SoftDiceclDiceLoss
 
 from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, pixelwise_cross_entropy
@@ -278,3 +278,76 @@ def test_restricted_readings_on_a_hand_made_mask():
     assert empty.item() == 0.0
     with pytest.raises(ValueError, match="restricted must be one of"):
         ContextLoss(restricted="literal")
+
+
+CUDA_LOSSES = {
+    "context_soft": lambda: ContextLoss(gamma=0.2, to_onehot_y=True, softmax=True),
+    "context_exact": lambda: ContextLoss(gamma=0.2, skeleton="exact", to_onehot_y=True, softmax=True),
+    "context_hadamard": lambda: ContextLoss(gamma=0.2, restricted="hadamard", to_onehot_y=True, softmax=True),
+    "thin_context": lambda: ContextLoss(gamma=0.2, context=False, to_onehot_y=True, softmax=True),
+    "cldice": lambda: ClDiceLoss(gamma=0.2, to_onehot_y=True, softmax=True),
+    "compound_cldice": lambda: CompoundClDiceLoss(gamma=0.2, to_onehot_y=True, softmax=True),
+}
+
+
+def _noisy_scene(dims: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of a prediction with a gap plus noise (so masks, skeletons and gradients are not trivial), and
+    the class-index label."""
+    pred, label = line_with_gap() if dims == 2 else tube_with_gap()
+    noise = 1.5 * torch.randn((1, 2, *pred.shape[2:]), generator=torch.Generator().manual_seed(seed))
+    return logits_from(pred) + noise, label.float()
+
+
+@requires_cuda
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("name", sorted(CUDA_LOSSES))
+def test_losses_on_cuda_match_cpu(name, dims):
+    logits, target = _noisy_scene(dims)
+    results = []
+    for device in ("cpu", "cuda"):
+        z = logits.detach().to(device).requires_grad_(True)  # a leaf on each device
+        value = CUDA_LOSSES[name]()(z, target.to(device))
+        value.backward()
+        assert value.device.type == device
+        results.append((value.detach().cpu(), z.grad.cpu()))
+    (cpu_value, cpu_grad), (gpu_value, gpu_grad) = results
+    torch.testing.assert_close(gpu_value, cpu_value, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gpu_grad, cpu_grad, rtol=1e-4, atol=1e-6)
+    assert cpu_grad.abs().sum() > 0
+
+
+@requires_cuda
+@pytest.mark.parametrize("dims", [2, 3])
+def test_soft_context_loss_never_waits_for_the_gpu(dims):
+    """Soft mode on CUDA with cuCIM: no host synchronisation inside the forward pass (torch's sync debug mode
+    raises on any), and no device-to-host copy at all (the profiler also sees CuPy's)."""
+    pytest.importorskip("cucim")
+    from torch.profiler import ProfilerActivity, profile
+
+    logits, target = (t.cuda() for t in _noisy_scene(dims))
+    loss = ContextLoss(gamma=0.2, to_onehot_y=True, softmax=True)
+    loss(logits, target)  # warm-up: CuPy compiles its kernels on the first call
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        value = loss(logits, target)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        loss(logits, target)
+        torch.cuda.synchronize()
+    copies = [e.name for e in prof.events() if "DtoH" in e.name or "Device -> Pageable" in e.name]
+    assert not copies, copies
+    assert torch.isfinite(value).item()
+
+
+@requires_cuda
+def test_losses_take_bfloat16_autocast_outputs_on_cuda():
+    """Under autocast the network's bf16 logits give a float32 loss equal to the float32 loss of the same logits."""
+    logits, target = (t.cuda() for t in _noisy_scene(2))
+    half = logits.to(torch.bfloat16)
+    for name in ("context_soft", "compound_cldice"):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            value = CUDA_LOSSES[name]()(half, target)
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, CUDA_LOSSES[name]()(half.float(), target), rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import requires_cuda
 
 from contextloss_monai.metrics import (
     AGSMetric,
@@ -312,3 +313,27 @@ def test_worker_processes_give_identical_numbers():
         skeleton_module._EXACT_CACHE.clear()
         two = compute(p, y, patch_size=[24, 40, 12], num_workers=2)
         assert torch.equal(one, two)
+
+
+@requires_cuda
+@pytest.mark.parametrize(
+    "metric, fn, kwargs",
+    [
+        (BettiErrorMetric, compute_betti_error, {"patch_size": 16}),
+        (E0GtMetric, compute_e0_gt, {"patch_size": 16}),
+        (AGSMetric, compute_ags, {}),
+        (ClDiceMetric, compute_cldice, {"patch_size": 16}),
+    ],
+)
+def test_metrics_take_cuda_tensors(metric, fn, kwargs):
+    """The metrics read CUDA predictions and labels (moved to the host by one helper) and give the CPU numbers."""
+    y = horizontal_lines()
+    p = y.copy()
+    p[7:10, 20:23] = False
+    p[26:31, 10:15] = True
+    y_pred, y_true = one_hot(p), one_hot(y)
+    expected = fn(y_pred, y_true, include_background=False, **kwargs)
+    torch.testing.assert_close(fn(y_pred.cuda(), y_true.cuda(), include_background=False, **kwargs).cpu(), expected)
+    m = metric(include_background=False, reduction="mean", **kwargs)
+    m(y_pred=y_pred.cuda(), y=y_true.cuda())
+    torch.testing.assert_close(m.aggregate().cpu().reshape(-1), expected.nanmean(dim=(0, 1)).reshape(-1).cpu())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import requires_cuda
 from monai.data import MetaTensor
 
 from contextloss_monai.transforms import TopologicalPostProcess, TopologicalPostProcessd
@@ -106,3 +107,12 @@ def test_bfloat16_and_batches_follow_one_rule():
     assert empty.shape == (0, 1, 16, 16)
     for compute in (compute_betti_error, compute_e0_gt, compute_ags, compute_cldice):
         torch.testing.assert_close(compute(fine.to(torch.bfloat16), pre.to(torch.bfloat16)), compute(fine, pre), equal_nan=True)
+
+
+@requires_cuda
+def test_cuda_tensors_stay_on_their_device_with_the_cpu_result():
+    finetuned, pretrained = scene()
+    expected = TopologicalPostProcess()(finetuned, pretrained)
+    out = TopologicalPostProcess()(torch.as_tensor(finetuned).cuda(), torch.as_tensor(pretrained).cuda())
+    assert out.is_cuda
+    np.testing.assert_array_equal(out.cpu().numpy(), expected)

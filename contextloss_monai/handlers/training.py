@@ -157,7 +157,7 @@ class FinalModelSaver:
     """Write the network's weights (its ``state_dict``) to ``save_dir/final_filename`` when the stage
     completes — and only then: a stage that raises (bad data, a non-finite loss, a kill) leaves the file that
     was there before. Written atomically (temporary file, then rename), by rank 0 only, after checking that
-    every weight is finite.
+    every weight is finite, as host tensors (a model trained on a GPU loads anywhere).
 
     Replaces MONAI's ``CheckpointSaver(save_final=True)``, which also writes when the run raises.
 
@@ -183,7 +183,8 @@ class FinalModelSaver:
         bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
         if bad:
             raise FloatingPointError(f"not writing {self.path}: {len(bad)} weights are NaN or infinite (e.g. {bad[0]}).")
-        save_atomic(state, self.path)
+        # host tensors: the weights load on a machine without the GPU they were trained on (CPU, MONAI Label)
+        save_atomic({k: v.detach().cpu() for k, v in state.items()}, self.path)
         logger.info("saved %s", self.path)
 
 

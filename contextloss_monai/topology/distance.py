@@ -59,22 +59,24 @@ def squared_distance_to_tensor(target: torch.Tensor, spacing: Sequence[float] | 
 def squared_distances_per_image(stack: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
     """
     Squared exact distance to the ``True`` pixels of each image of a CUDA stack ``(N, *spatial)``, with cuCIM,
-    without reading the data on the host. 2D images are transformed in one 3D call: stacked along an axis
-    whose voxel size exceeds any distance inside an image, so the nearest pixel is always in the image's own
-    slice when it has one (values of images without ``True`` pixels are arbitrary: callers mask them out).
-    3D images (cuCIM transforms at most 3D) are transformed one after another, a fixed number of calls.
+    without reading the data on the host: a fixed number of transform calls (one per image), whatever the
+    data (values of images without ``True`` pixels are arbitrary: callers mask them out).
+
+    cuCIM reads an anisotropic ``sampling`` back from the GPU (``cupy.unique``: a host synchronisation), so an
+    isotropic spacing is applied to the unit-spacing result instead (the same order of distances, the same
+    ties); an anisotropic spacing is passed to cuCIM and costs that one synchronisation per call.
     """
     import cupy
     from cucim.core.operations.morphology import distance_transform_edt
 
     spacing = tuple(float(s) for s in spacing)
-    free = cupy.from_dlpack((~stack).contiguous())
-    if stack.dim() == 3:
-        stacking = math.sqrt(sum((n * s) ** 2 for n, s in zip(stack.shape[1:], spacing))) + 1.0
-        dist = distance_transform_edt(free, sampling=(stacking, *spacing), float64_distances=True)
-    else:
-        dist = cupy.stack([distance_transform_edt(image, sampling=spacing, float64_distances=True) for image in free])
-    return torch.from_dlpack(dist) ** 2
+    isotropic = len(set(spacing)) == 1
+    # uint8 through DLPack: every CuPy version takes it (bool exchange is newer); non-zero = not a target pixel
+    free = cupy.from_dlpack((~stack).to(torch.uint8).contiguous())
+    sampling = None if isotropic else spacing
+    dist = cupy.stack([distance_transform_edt(image, sampling=sampling, float64_distances=True) for image in free])
+    squared = torch.from_dlpack(dist) ** 2
+    return squared * (spacing[0] ** 2) if isotropic and spacing[0] != 1.0 else squared
 
 
 def _squared_distance_in_crop(piece: np.ndarray, todo: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
