@@ -178,12 +178,12 @@ def critical_mask_kernel(
     device, a known ``skeleton``, positive ``iters``, a normalised ``spacing``. Callers check; this trusts
     them (``ContextLoss`` checks its target once per call and calls this directly)."""
     with torch.no_grad():
-        skel_label = skeleton_kernel(label, skeleton, iters)
-        skel_pred = skeleton_kernel(pred, skeleton, iters)
-        missed, missed_ok = skel_label & ~pred, skel_label & pred
-        false_pos, false_pos_ok = skel_pred & ~label, skel_pred & label
+        # label and prediction in one batch (missed connections first, false positives second): one skeleton
+        # pass and one context extraction for both error types, half the kernel launches on a GPU
+        regions = torch.cat([label, pred])
+        skel_label, skel_pred = skeleton_kernel(regions, skeleton, iters).chunk(2)
+        errors = torch.cat([skel_label & ~pred, skel_pred & ~label])
         if context:
-            parts = error_context(missed, missed_ok, label, spacing), error_context(false_pos, false_pos_ok, pred, spacing)
-        else:
-            parts = missed, false_pos
+            errors = error_context(errors, torch.cat([skel_label & pred, skel_pred & label]), regions, spacing)
+        parts = errors.chunk(2)
     return parts if return_parts else parts[0] | parts[1]

@@ -99,14 +99,15 @@ def binary_soft_skeleton(mask: torch.Tensor, iters: int = 50) -> torch.Tensor:
 def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
     """Kernel of :func:`binary_soft_skeleton` for a checked bool tensor ``(B, C, *spatial)`` and ``iters``."""
     axes = range(2, img.dim())
-    skel = img & ~dilate_box(erode_cross(img, axes), axes)
+    eroded = erode_cross(img, axes)  # each erosion serves twice: the opening of this step, the next step's map
+    skel = img & ~dilate_box(eroded, axes)
     stop_early = not img.is_cuda  # the early-exit test reads the tensor: on a GPU run every step, sync-free
     for _ in range(iters):
-        eroded = erode_cross(img, axes)
         if stop_early and torch.equal(eroded, img):
             break  # a map that erosion leaves unchanged adds nothing in later steps: same result
         img = eroded
-        skel |= img & ~dilate_box(erode_cross(img, axes), axes)
+        eroded = erode_cross(img, axes)
+        skel |= img & ~dilate_box(eroded, axes)
     return skel
 
 
