@@ -157,15 +157,16 @@ def test_3d_metrics_on_a_tube_with_a_gap():
     assert 80 < compute_ags(one_hot(p), one_hot(y), include_background=False).item() < 100
 
 
-@pytest.mark.parametrize(
-    "metric, fn, kwargs",
-    [
-        (BettiErrorMetric, compute_betti_error, {"patch_size": 8}),
-        (E0GtMetric, compute_e0_gt, {"patch_size": 8}),
-        (AGSMetric, compute_ags, {}),
-        (ClDiceMetric, compute_cldice, {"patch_size": 8}),
-    ],
-)
+#: each metric class with its compute function and a tiling
+METRIC_CASES = [
+    (BettiErrorMetric, compute_betti_error, {"patch_size": 8}),
+    (E0GtMetric, compute_e0_gt, {"patch_size": 8}),
+    (AGSMetric, compute_ags, {}),
+    (ClDiceMetric, compute_cldice, {"patch_size": 8}),
+]
+
+
+@pytest.mark.parametrize("metric, fn, kwargs", METRIC_CASES)
 def test_cumulative_metric_buffers_batches_and_reduces_like_monai(metric, fn, kwargs):
     rng = np.random.default_rng(1)
     batches = []
@@ -316,15 +317,7 @@ def test_worker_processes_give_identical_numbers():
 
 
 @requires_cuda
-@pytest.mark.parametrize(
-    "metric, fn, kwargs",
-    [
-        (BettiErrorMetric, compute_betti_error, {"patch_size": 16}),
-        (E0GtMetric, compute_e0_gt, {"patch_size": 16}),
-        (AGSMetric, compute_ags, {}),
-        (ClDiceMetric, compute_cldice, {"patch_size": 16}),
-    ],
-)
+@pytest.mark.parametrize("metric, fn, kwargs", METRIC_CASES)
 def test_metrics_take_cuda_tensors(metric, fn, kwargs):
     """The metrics read CUDA predictions and labels (moved to the host by one helper) and give the CPU numbers."""
     y = horizontal_lines()

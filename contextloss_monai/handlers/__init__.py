@@ -2,7 +2,7 @@
 checkpoints, final model and guards, and the evaluation report."""
 
 from contextloss_monai.handlers.metrics import AGS, BettiError, ClDice, E0Gt, TopologyMetricHandler
-from contextloss_monai.handlers.report import MetricsReport
+from contextloss_monai.handlers.report import MetricsReport, write_metrics_report
 from contextloss_monai.handlers.training import (
     EpochLogger,
     FinalModelSaver,
@@ -23,4 +23,5 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "TopologyMetricHandler",
     "TrainingStateSaver",
+    "write_metrics_report",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import ignite.distributed as idist
@@ -18,7 +19,7 @@ from monai.utils import string_list_all_gather
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.utils import batch_filenames, to_numpy, write_csv_rows, write_text_atomic
 
-__all__ = ["MetricsReport"]
+__all__ = ["MetricsReport", "write_metrics_report"]
 
 logger = logging.getLogger("contextloss_monai")
 
@@ -53,15 +54,35 @@ class MetricsReport(MetricsSaver):
         if idist.get_rank() != self.save_rank:
             return
         names = [Path(n).name.split(".")[0] if n != "None" else f"case_{i}" for i, n in enumerate(filenames)]
-        details = {k: to_numpy(torch.as_tensor(v).float().reshape(len(names), -1).mean(1))
-                   for k, v in getattr(engine.state, "metric_details", {}).items()}
-        write_csv_rows(self.output_dir / RunLayout.METRICS_CSV,
-                       [{"image": name, **{k: f"{details[k][i]:.6g}" for k in details}} for i, name in enumerate(names)])
-        summary = {
-            k: {"mean": float(np.nanmean(v)) if np.isfinite(v).any() else None, "std": float(np.nanstd(v)) if np.isfinite(v).any() else None,
-                "count": int(np.isfinite(v).sum())}
-            for k, v in details.items()
-        }
-        summary = {"n_images": len(names), **self.extra, "metrics": summary}
-        write_text_atomic(self.output_dir / RunLayout.SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-        logger.info("evaluation: " + ", ".join(f"{k} {v['mean']:.4g}" for k, v in summary["metrics"].items() if v["mean"] is not None))
+        write_metrics_report(self.output_dir, names, getattr(engine.state, "metric_details", {}), self.extra)
+
+
+def write_metrics_report(
+    output_dir: str | os.PathLike, names: list[str], details: dict[str, Sequence[float] | np.ndarray | torch.Tensor], extra: dict | None = None
+) -> dict:
+    """The evaluation report: ``<output_dir>/metrics.csv`` (one row per image, one column per metric, each
+    value averaged over the image's class channels) and ``<output_dir>/summary.json`` (NaN-aware mean, standard
+    deviation and count per metric, after ``n_images`` and the ``extra`` fields), both written atomically.
+
+    Args:
+        output_dir: folder of the two files (created).
+        names: the image names, one per row.
+        details: metric name -> per-image values ``(len(names), ...)`` (class channels are averaged).
+        extra: fixed fields of the summary (e.g. the model path, the method name).
+
+    Returns:
+        the summary.
+    """
+    output_dir = Path(output_dir)
+    values = {k: to_numpy(torch.as_tensor(v).float().reshape(len(names), -1).mean(1)) for k, v in details.items()}
+    write_csv_rows(output_dir / RunLayout.METRICS_CSV,
+                   [{"image": name, **{k: f"{values[k][i]:.6g}" for k in values}} for i, name in enumerate(names)])
+    summary = {
+        k: {"mean": float(np.nanmean(v)) if np.isfinite(v).any() else None, "std": float(np.nanstd(v)) if np.isfinite(v).any() else None,
+            "count": int(np.isfinite(v).sum())}
+        for k, v in values.items()
+    }
+    summary = {"n_images": len(names), **dict(extra or {}), "metrics": summary}
+    write_text_atomic(output_dir / RunLayout.SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    logger.info("evaluation: " + ", ".join(f"{k} {v['mean']:.4g}" for k, v in summary["metrics"].items() if v["mean"] is not None))
+    return summary

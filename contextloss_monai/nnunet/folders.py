@@ -1,0 +1,90 @@
+"""Reading and writing the label maps of nnU-Net folders (raw labels, predictions) with nnU-Net's own readers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PredictionFolder", "label_maps"]
+
+
+class PredictionFolder:
+    """The label maps of an nnU-Net folder (``labelsTr``/``labelsTs`` or a prediction folder), read and written
+    with the reader nnU-Net picks for its ``file_ending`` (``dataset.json`` in the folder or beside it, else
+    ``.nii.gz``), so that geometry round-trips exactly as nnU-Net writes it.
+
+    Args:
+        folder: the folder of ``<case><file_ending>`` files.
+        file_ending: override of the file ending.
+        create: create the folder (an output folder) instead of requiring it.
+
+    Raises:
+        FileNotFoundError: when ``folder`` is not a folder and ``create`` is false.
+    """
+
+    def __init__(self, folder: str | os.PathLike, file_ending: str | None = None, create: bool = False) -> None:
+        self.folder = Path(folder)
+        if create:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"prediction/label folder {self.folder} does not exist.")
+        if file_ending is None:
+            for candidate in (self.folder / "dataset.json", self.folder.parent / "dataset.json"):
+                if candidate.is_file():
+                    file_ending = json.loads(candidate.read_text()).get("file_ending")
+                    if file_ending:
+                        break
+        self.file_ending = file_ending or ".nii.gz"
+
+    def cases(self) -> list[str]:
+        """Case names of the folder's label maps, sorted."""
+        return sorted(p.name[: -len(self.file_ending)] for p in self.folder.iterdir() if p.name.endswith(self.file_ending) and not p.name.startswith("."))
+
+    def path(self, case: str) -> Path:
+        return self.folder / f"{case}{self.file_ending}"
+
+    def _io(self, example: Path):
+        from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_file_ending
+
+        return determine_reader_writer_from_file_ending(self.file_ending, str(example), verbose=False)()
+
+    def read(self, case: str) -> tuple[np.ndarray, dict]:
+        """The label map of ``case`` as an integer array ``(H, W)`` or ``(D, H, W)`` (nnU-Net's axis order) and
+        the reader's properties (for :meth:`write`).
+
+        Raises:
+            FileNotFoundError: naming the missing file.
+        """
+        path = self.path(case)
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.folder} has no label map for case {case!r} (expected {path.name}).")
+        seg, properties = self._io(path).read_seg(str(path))
+        seg = seg[0]
+        return (seg[0] if seg.shape[0] == 1 else seg).astype(np.int64), properties  # 2D images come as (1, 1, H, W)
+
+    def write(self, case: str, seg: np.ndarray, properties: dict, source: Path) -> Path:
+        """Write ``seg`` (as :meth:`read` returns it) for ``case`` atomically (a hidden temporary file, then a
+        rename) with the writer of ``source``, the file whose ``properties`` (geometry) it carries."""
+        path = self.path(case)
+        partial = self.folder / f".{case}.partial{self.file_ending}"
+        try:
+            self._io(source).write_seg(seg[None] if seg.ndim == 2 else seg, str(partial), properties)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path
+
+
+def label_maps(folder: PredictionFolder, case: str, n_classes: int) -> tuple[np.ndarray, dict]:
+    """The label map of ``case`` one-hot ``(n_classes, *spatial)`` (float32) and its properties.
+
+    Raises:
+        ValueError: when the map holds a label outside ``0..n_classes-1``.
+    """
+    seg, properties = folder.read(case)
+    if seg.min() < 0 or seg.max() >= n_classes:
+        raise ValueError(f"{folder.path(case)} holds labels outside 0..{n_classes - 1} (found {seg.min()}..{seg.max()}).")
+    return np.stack([seg == c for c in range(n_classes)]).astype(np.float32), properties
