@@ -96,6 +96,9 @@ def convert_dataset_folder(
     check_dataset_items(training + test, in_channels=len(channels))
     if any("fold" not in item for item in training):
         raise ValueError(f"{dataset_dir / DATALIST_NAME}: every training item needs a 'fold' for nnU-Net's splits_final.json.")
+    folds = sorted({item["fold"] for item in training})
+    if folds != list(range(len(folds))):  # nnU-Net's fold k is the k-th entry of splits_final.json
+        raise ValueError(f"{dataset_dir / DATALIST_NAME}: the folds must be 0..{len(folds) - 1} (nnU-Net indexes its splits), got {folds}.")
     folder_name = nnunet_dataset_name(dataset_id, name or info.get("name", dataset_dir.name))
     structure = {str(k): v for k, v in (info.get("labels") or {"1": "foreground"}).items()}.get("1", "foreground")
     with staging_folder(Path(nnunet_raw) / folder_name, overwrite=overwrite) as staging:
@@ -116,7 +119,6 @@ def convert_dataset_folder(
             "file_ending": FILE_ENDING,
         }
         (staging / "dataset.json").write_text(json.dumps(nnunet_json, indent=2) + "\n")
-        folds = sorted({item["fold"] for item in training})
         splits = [
             {"train": [c for c, item in zip(parts["Tr"], training) if item["fold"] != k],
              "val": [c for c, item in zip(parts["Tr"], training) if item["fold"] == k]}
