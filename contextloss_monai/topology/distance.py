@@ -36,7 +36,8 @@ def squared_distance_to(target: np.ndarray, spacing: Sequence[float] | None = No
     if has_edt:
         # edt is about twice as fast on uint8 as on bool input (same result)
         anisotropy = tuple(float(s) for s in spacing) if spacing is not None else None
-        return edt.edtsq(free.view(np.uint8), anisotropy=anisotropy, black_border=False)
+        # torch's intra-op thread count: identical output, about 1.5x faster in 3D on two cores
+        return edt.edtsq(free.view(np.uint8), anisotropy=anisotropy, black_border=False, parallel=max(1, torch.get_num_threads()))
     from scipy.ndimage import distance_transform_edt
 
     return distance_transform_edt(free, sampling=spacing) ** 2
