@@ -12,7 +12,7 @@ from monai.metrics import compute_dice
 
 from contextloss_monai.handlers.report import write_metrics_report
 from contextloss_monai.metrics import betti_error_kinds, compute_ags, compute_betti_error, compute_cldice, compute_e0_gt
-from contextloss_monai.nnunet.folders import PredictionFolder, label_maps
+from contextloss_monai.nnunet.folders import PredictionFolder, read_pair
 
 __all__ = ["evaluate_prediction_folder"]
 
@@ -63,10 +63,7 @@ def evaluate_prediction_folder(
     skeletons = {"patch_size": skeleton_patch_size, "num_workers": num_workers, "cache_dir": cache_dir}
     details: dict[str, list[np.ndarray]] = {}
     for case in cases:
-        y, _ = label_maps(labels, case, n_classes)
-        p, _ = label_maps(predictions, case, n_classes)
-        if p.shape != y.shape:
-            raise ValueError(f"case {case!r}: prediction shape {p.shape[1:]} differs from the label's {y.shape[1:]}.")
+        y, p, _ = read_pair(labels, predictions, case, n_classes)
         y_pred, y_true = torch.from_numpy(p)[None], torch.from_numpy(y)[None]
         betti = compute_betti_error(y_pred, y_true, include_background=False, patch_size=betti_patch_size, slice_axis=betti_slice_axis)
         kinds = betti_error_kinds(betti.shape[-1] == 4)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PredictionFolder", "label_maps"]
+__all__ = ["PredictionFolder", "read_pair"]
 
 
 class PredictionFolder:
@@ -46,10 +47,20 @@ class PredictionFolder:
     def path(self, case: str) -> Path:
         return self.folder / f"{case}{self.file_ending}"
 
-    def _io(self, example: Path):
+    @functools.cached_property
+    def io(self):
+        """nnU-Net's reader/writer for this folder's files, chosen once from its first file (nnU-Net's choice
+        probes the file with each candidate reader: once per folder, not once per read).
+
+        Raises:
+            ValueError: when the folder holds no ``file_ending`` files.
+        """
         from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_file_ending
 
-        return determine_reader_writer_from_file_ending(self.file_ending, str(example), verbose=False)()
+        cases = self.cases()
+        if not cases:
+            raise ValueError(f"{self.folder} holds no {self.file_ending} label maps.")
+        return determine_reader_writer_from_file_ending(self.file_ending, str(self.path(cases[0])), verbose=False)()
 
     def read(self, case: str) -> tuple[np.ndarray, dict]:
         """The label map of ``case`` as an integer array ``(H, W)`` or ``(D, H, W)`` (nnU-Net's axis order) and
@@ -61,30 +72,41 @@ class PredictionFolder:
         path = self.path(case)
         if not path.is_file():
             raise FileNotFoundError(f"{self.folder} has no label map for case {case!r} (expected {path.name}).")
-        seg, properties = self._io(path).read_seg(str(path))
+        seg, properties = self.io.read_seg(str(path))
         seg = seg[0]
         return (seg[0] if seg.shape[0] == 1 else seg).astype(np.int64), properties  # 2D images come as (1, 1, H, W)
 
-    def write(self, case: str, seg: np.ndarray, properties: dict, source: Path) -> Path:
+    def write(self, case: str, seg: np.ndarray, properties: dict, writer) -> Path:
         """Write ``seg`` (as :meth:`read` returns it) for ``case`` atomically (a hidden temporary file, then a
-        rename) with the writer of ``source``, the file whose ``properties`` (geometry) it carries."""
+        rename) with ``writer``, the :attr:`io` of the folder whose ``properties`` (geometry) it carries."""
         path = self.path(case)
         partial = self.folder / f".{case}.partial{self.file_ending}"
         try:
-            self._io(source).write_seg(seg[None] if seg.ndim == 2 else seg, str(partial), properties)
+            writer.write_seg(seg[None] if seg.ndim == 2 else seg, str(partial), properties)
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
         return path
 
 
-def label_maps(folder: PredictionFolder, case: str, n_classes: int) -> tuple[np.ndarray, dict]:
-    """The label map of ``case`` one-hot ``(n_classes, *spatial)`` (float32) and its properties.
-
-    Raises:
-        ValueError: when the map holds a label outside ``0..n_classes-1``.
-    """
+def _one_hot(folder: PredictionFolder, case: str, n_classes: int) -> tuple[np.ndarray, dict]:
+    """The label map of ``case`` one-hot ``(n_classes, *spatial)`` (float32) and its properties."""
     seg, properties = folder.read(case)
     if seg.min() < 0 or seg.max() >= n_classes:
         raise ValueError(f"{folder.path(case)} holds labels outside 0..{n_classes - 1} (found {seg.min()}..{seg.max()}).")
     return np.stack([seg == c for c in range(n_classes)]).astype(np.float32), properties
+
+
+def read_pair(first: PredictionFolder, second: PredictionFolder, case: str, n_classes: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The label maps of ``case`` in both folders, one-hot ``(n_classes, *spatial)`` (float32), and the first's
+    properties (its geometry, for :meth:`PredictionFolder.write`).
+
+    Raises:
+        FileNotFoundError: naming a missing file.
+        ValueError: a label outside ``0..n_classes-1``, or maps of different shapes (naming both folders).
+    """
+    a, properties = _one_hot(first, case, n_classes)
+    b, _ = _one_hot(second, case, n_classes)
+    if a.shape != b.shape:
+        raise ValueError(f"case {case!r}: {first.folder} has shape {a.shape[1:]}, {second.folder} has {b.shape[1:]}.")
+    return a, b, properties

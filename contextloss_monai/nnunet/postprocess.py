@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contextloss_monai.nnunet.folders import PredictionFolder, label_maps
+from contextloss_monai.nnunet.folders import PredictionFolder, read_pair
 from contextloss_monai.transforms import TopologicalPostProcess
 
 __all__ = ["postprocess_prediction_folder"]
@@ -50,15 +50,12 @@ def postprocess_prediction_folder(
     transform = TopologicalPostProcess(connectivity=connectivity)
     written = []
     for case in cases:
-        fine, properties = label_maps(finetuned, case, n_classes)
-        pre, _ = label_maps(pretrained, case, n_classes)
-        if fine.shape != pre.shape:
-            raise ValueError(f"case {case!r}: fine-tuned shape {fine.shape[1:]} differs from the pretrained {pre.shape[1:]}.")
+        fine, pre, properties = read_pair(finetuned, pretrained, case, n_classes)
         kept = transform(fine[1:], pre[1:])  # foreground classes; removed pixels become background
         seg = np.zeros(fine.shape[1:], np.uint8)
         for c, mask in enumerate(kept, start=1):
             seg[mask > 0] = c
-        written.append(output.write(case, seg, properties, source=finetuned.path(case)))
+        written.append(output.write(case, seg, properties, writer=finetuned.io))
     for name in ("dataset.json", "plans.json"):
         if (finetuned.folder / name).is_file():
             shutil.copyfile(finetuned.folder / name, output.folder / name)
