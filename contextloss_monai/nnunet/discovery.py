@@ -19,6 +19,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+from contextloss_monai.checks import check_option
+
 __all__ = ["find_trainer_class", "nnunet_finds_our_trainers", "run_nnunet_command"]
 
 #: the nnU-Net modules that bind the trainer lookup by name (``from ... import``), patched together
@@ -79,7 +81,7 @@ def nnunet_finds_our_trainers() -> Iterator[None]:
     modules = [importlib.import_module(m) for m in _LOOKUP_USERS]
     originals = [m.recursive_find_trainer_class_by_name for m in modules]
     try:
-        for module, original in zip(modules, originals):
+        for module in modules:
             module.recursive_find_trainer_class_by_name = find_trainer_class
         yield
     finally:
@@ -90,12 +92,10 @@ def nnunet_finds_our_trainers() -> Iterator[None]:
 def run_nnunet_command(command: str, args: list[str]) -> int:
     """Run nnU-Net's ``nnUNetv2_train`` (``command="train"``) or ``nnUNetv2_predict`` (``"predict"``) with ``args``
     as on its command line, finding this package's trainers."""
-    if command == "train":
+    if check_option(command, ("train", "predict"), "command") == "train":
         from nnunetv2.run.run_training import run_training_entry as entry
-    elif command == "predict":
-        from nnunetv2.inference.predict_from_raw_data import predict_entry_point as entry
     else:
-        raise ValueError(f"command must be 'train' or 'predict', got {command!r}.")
+        from nnunetv2.inference.predict_from_raw_data import predict_entry_point as entry
     argv = sys.argv
     sys.argv = [f"nnUNetv2_{command}", *args]
     try:
