@@ -57,18 +57,21 @@ class RunLayout:
 
     # names ------------------------------------------------------------------------------------------
     @staticmethod
-    def method_key(loss_name: str | None, gamma: float = 0.2) -> str:
-        """``pretrained`` (no fine-tuning), ``dice_ce``, or ``<loss>_g<γ>`` (e.g. ``context_g0.2``)."""
+    def method_key(loss_name: str | None, gamma: float = 0.2, restricted: str = "mask_mean") -> str:
+        """``pretrained`` (no fine-tuning), ``dice_ce``, or ``<loss>_g<γ>`` (e.g. ``context_g0.2``), with
+        ``_<restricted>`` appended for a reading of the restricted term other than the default ``mask_mean``
+        (``context_g0.2_hadamard``)."""
         if loss_name is None:
             return RunLayout.PRETRAINED_KEY
         if loss_name == "dice_ce":
             return "dice_ce"
-        return f"{loss_name}_g{float(gamma):g}"
+        key = f"{loss_name}_g{float(gamma):g}"
+        return key if restricted == "mask_mean" else f"{key}_{restricted}"
 
     @staticmethod
-    def finetune_stage(loss_name: str, gamma: float = 0.2) -> str:
-        """The stage that fine-tunes with ``loss_name`` and ``gamma``: ``finetune_<method key>``."""
-        return f"finetune_{RunLayout.method_key(loss_name, gamma)}"
+    def finetune_stage(loss_name: str, gamma: float = 0.2, restricted: str = "mask_mean") -> str:
+        """The stage that fine-tunes with ``loss_name``, ``gamma`` and ``restricted``: ``finetune_<method key>``."""
+        return f"finetune_{RunLayout.method_key(loss_name, gamma, restricted)}"
 
     @staticmethod
     def stage_of(key: str) -> str:
@@ -126,6 +129,10 @@ class RunLayout:
 
     def summary(self, name: str) -> Path:
         return self.eval_dir(name) / self.SUMMARY_JSON
+
+    def image_metrics(self, name: str) -> Path:
+        """The per-image metrics of the evaluation ``name`` (one row per test image)."""
+        return self.eval_dir(name) / self.METRICS_CSV
 
     def prediction(self, name: str, case: str) -> Path:
         """The prediction of ``case`` saved by the evaluation ``name``."""

@@ -56,6 +56,16 @@ def test_finetune_epochs_is_five_percent_at_least_one():
         finetune_epochs(0)
 
 
+def test_finetune_epochs_from_steps_round_up_to_whole_epochs():
+    assert finetune_epochs(30, steps=500, steps_per_epoch=250) == 2
+    assert finetune_epochs(30, steps=501, steps_per_epoch=250) == 3  # at least the steps asked for
+    assert finetune_epochs(30, steps=3, steps_per_epoch=5) == 1
+    with pytest.raises(ValueError, match="finetune_steps must be a positive integer"):
+        finetune_epochs(30, steps=0, steps_per_epoch=5)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        finetune_epochs(30, steps=10, steps_per_epoch=None)
+
+
 def _net(filters):
     return DynUNet(2, 3, 2, [[3, 3]] * 3, [[1, 1], [2, 2], [2, 2]], [[2, 2]] * 2, filters=filters)
 
@@ -136,5 +146,27 @@ def test_epoch_logger_keeps_validation_columns(tmp_path):
     with (tmp_path / "training_log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [r["steps"] for r in rows] == ["2", "4", "6"]  # optimizer steps so far: two batches per epoch
     assert [r["val_mean_dice"] for r in rows] == ["", "0.5", ""]
     assert all(float(r["seconds"]) >= 0 and float(r["loss"]) == 1.0 for r in rows)
+
+
+@pytest.mark.parametrize("scores, patience, epochs_run", [([0.5, 0.6, 0.6, 0.55, 0.7], 2, 4), ([0.5, 0.6, 0.7, 0.8, 0.9], 2, 5),
+                                                           ([0.5, 0.4, 0.4, 0.4, 0.4], None, 5)])
+def test_early_stop_on_plateau(scores, patience, epochs_run):
+    """Pretraining stops after ``patience`` validations without a better Dice; ``None`` never stops it."""
+    from ignite.engine import Engine, Events
+
+    from contextloss_monai.handlers import EarlyStopOnPlateau
+
+    validator = Engine(lambda e, b: None)
+    trainer = Engine(lambda e, b: None)
+    validator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_mean_dice=scores[trainer.state.epoch - 1]))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: validator.run([0]))  # like ValidationHandler, interval 1
+    EarlyStopOnPlateau(validator, "val_mean_dice", patience).attach(trainer)
+    completed = []
+    trainer.add_event_handler(Events.COMPLETED, lambda e: completed.append(e.state.epoch))  # FinalModelSaver's event
+    trainer.run([0], max_epochs=len(scores))
+    assert trainer.state.epoch == epochs_run and completed == [epochs_run]  # an early stop still saves the final model
+    with pytest.raises(ValueError, match="pretrain_patience must be a positive integer"):
+        EarlyStopOnPlateau(validator, "val_mean_dice", 0)

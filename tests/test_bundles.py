@@ -152,6 +152,22 @@ def test_all_stages(name, datasets, tmp_path):
     np.testing.assert_allclose(onnx_out, eager.numpy(), rtol=1e-3, atol=1e-3)
 
 
+def test_training_is_counted_in_optimizer_steps(datasets, tmp_path):
+    """iterations_per_epoch fixes an epoch's steps (nnU-Net's 250), finetune_steps the fine-tuning length in steps
+    (rounded up to whole epochs), and pretraining may stop early on a validation Dice plateau."""
+    bundle = copy_bundle("roads_2d", tmp_path)
+    data = ["--dataset_dir", str(datasets["roads_2d"]), "--patch_size", "[64,64]", "--iterations_per_epoch", "3"]
+    run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "4", "--val_interval", "1", "--pretrain_patience", "1")
+    with (bundle / "logs/pretrain/training_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert 2 <= len(rows) <= 4 and [int(r["steps"]) for r in rows] == [3 * int(r["epoch"]) for r in rows]
+    done = run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "4", "--finetune_steps", "5",
+                      "--pretrain_patience", "1")  # the pretraining's patience does not cut the fine-tuning short
+    assert "finetune_context_g0.2 epoch 2/2" in done.stdout + done.stderr
+    with (bundle / "logs/finetune_context_g0.2/training_log.csv").open() as handle:
+        assert [int(r["steps"]) for r in csv.DictReader(handle)] == [3, 6]
+
+
 def test_resume_continues_the_epoch_count(datasets, tmp_path):
     bundle = copy_bundle("roads_2d", tmp_path)
     data = ["--dataset_dir", str(datasets["roads_2d"]), "--patch_size", "[64,64]", "--val_interval", "5"]

@@ -120,16 +120,24 @@ def test_run_layout_names_agree_with_the_bundles(tmp_path):
     from monai.bundle import ConfigParser
 
     configs = ROOT / "bundles" / "roads_2d" / "configs"
-    for loss_name, gamma in (("context", 0.2), ("dice_ce", 0.2), ("thin_context", 0.1)):
+    for loss_name, gamma, restricted in (("context", 0.2, "mask_mean"), ("dice_ce", 0.2, "mask_mean"), ("thin_context", 0.1, "mask_mean"),
+                                         ("context", 0.2, "hadamard")):
         parser = ConfigParser()
         parser.read_config([str(configs / "train.yaml"), str(configs / "finetune.yaml")])
-        parser.update({"bundle_root": str(tmp_path), "loss_name": loss_name, "gamma": gamma})
+        parser.update({"bundle_root": str(tmp_path), "loss_name": loss_name, "gamma": gamma, "restricted": restricted})
         stage = parser.get_parsed_content("stage")
-        assert stage == RunLayout.finetune_stage(loss_name, gamma) == RunLayout.stage_of(Method(loss_name, gamma).key)
+        method = Method(loss_name, gamma, restricted)
+        assert stage == RunLayout.finetune_stage(loss_name, gamma, restricted) == RunLayout.stage_of(method.key)
         assert parser.get_parsed_content("output_dir") == str(RunLayout(tmp_path).log_dir(stage))
         assert parser.get_parsed_content("pretrained_path") == str(RunLayout(tmp_path).pretrained_model)
     assert RunLayout.finetune_stage("dice_ce", 0.7) == "finetune_dice_ce"  # Dice & CE has no γ
     assert RunLayout.finetune_stage("context", 0.2) == "finetune_context_g0.2"
+    assert RunLayout.finetune_stage("context", 0.2, "hadamard") == "finetune_context_g0.2_hadamard"  # its own logs and model
+    from contextloss_monai.experiment import methods_for
+
+    ablation = methods_for(["dice_ce", "context", "cldice"], [0.2], ("mask_mean", "hadamard"))
+    assert [m.key for m in ablation] == ["pretrained", "dice_ce", "context_g0.2", "context_g0.2_hadamard", "cldice_g0.2"]
+    assert ablation[3].label == "CLoss (γ = 0.2), hadamard reading"
     layout = RunLayout(tmp_path)
     assert layout.model(Method(None).key) == layout.pretrained_model == tmp_path / "models" / "pretrained.pt"
     assert layout.model() == tmp_path / "models" / "model.pt"

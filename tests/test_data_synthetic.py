@@ -64,6 +64,27 @@ def test_road_network_is_one_component_with_loops_or_junctions(seed):
     assert not (sample.image == 255).all(-1).any()  # only no-data is white
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_road_grid_has_loops_and_occlusions_cut_the_road_in_the_image_only(seed):
+    """Roads as hard as the paper's: a street grid (one component, loops), and at the occlusions the label runs on
+    while the image shows no road colour there — a pixel-wise road-colour detector breaks the road."""
+    sample = make_roads(size=256, seed=seed, nodata=False)
+    label = sample.label.astype(bool)
+    beta0, beta1 = betti_numbers(label)[:2]
+    assert beta0 == 1 and beta1 >= 2  # blocks: loops a broken road turns into a β1 error
+    brightness = sample.image.astype(np.float64).mean(-1)
+    grids = np.indices(label.shape)
+    hidden = np.zeros_like(label)
+    for row, col, radius in sample.metadata["hard_places"]:
+        hidden |= (grids[0] - row) ** 2 + (grids[1] - col) ** 2 <= (0.7 * radius) ** 2
+    assert (hidden & label).sum() > 20  # the label runs on under the occluders
+    # a pixel-wise detector: brighter than half way between the typical road and the typical ground
+    road_like = brightness > (np.median(brightness[label]) + np.median(brightness[~label])) / 2
+    assert road_like[label & ~hidden].mean() > 0.6
+    assert road_like[label & hidden].mean() < 0.1, "occluded road pixels still look like road"
+    assert betti_numbers(label & road_like)[0] > beta0  # the detector splits the network
+
+
 def test_road_nodata_patch_is_white_and_unlabelled():
     sample = make_roads(size=128, seed=2, nodata=True)
     white = (sample.image == 255).all(-1)

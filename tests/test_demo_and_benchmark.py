@@ -34,6 +34,8 @@ def test_demo_smoke(tmp_path, capsys):
     out = tmp_path / "demo"
     rows = _rows(out / "results.csv")
     assert [r["method"] for r in rows] == ["nnU-Net-style pretraining only", "Dice & CE", "CLoss (γ = 0.2)"]
+    assert [int(r["steps"]) for r in rows[1:]] == [4, 4]  # --smoke: 4 fine-tuning steps per method, counted in the log
+    assert "4 fine-tuning steps per method" in printed and "| optimizer steps |" in printed
     table = (out / "results.md").read_text()
     assert results_table(rows) in table  # the Markdown table is generated from the CSV rows
     assert "| method | n | Dice | clDice | e | e1 | e0 | e0-Gt | AGS |" in printed and str(out) in printed
@@ -44,17 +46,19 @@ def test_demo_smoke(tmp_path, capsys):
 
 def test_benchmark_smoke_and_resume(tmp_path, capsys):
     arguments = ["--bundle", "vessap_3d", "--out", str(tmp_path / "bench"), "--folds", "0", "--methods", "dice_ce", "thin_context",
-                 "--gammas", "0.3", "--epochs", "2", "--n-train", "5", "--n-test", "1", "--size", "32",
-                 "--override", "patch_size=[32,32,16]", "finetune_fraction=1.0"]
+                 "--gammas", "0.3", "--epochs", "2", "--finetune-steps", "3", "--n-train", "5", "--n-test", "1", "--size", "32",
+                 "--override", "patch_size=[32,32,16]"]
     benchmark = _script("benchmark")
     assert benchmark.main(arguments) == 0
     out = tmp_path / "bench"
     rows = _rows(out / "results.csv")
     assert [r["key"] for r in rows] == ["pretrained", "dice_ce", "thin_context_g0.3"]
     assert all(float(r["seconds_per_epoch"]) > 0 for r in rows)
-    assert [int(r["epochs"]) for r in rows] == [2, 2, 2]  # the epochs that ran (finetune_fraction=1.0), not the 5 % rule
+    # 4 training cases of fold 0 in batches of 2: 2 steps per epoch; 3 fine-tuning steps round up to 2 epochs
+    assert [int(r["epochs"]) for r in rows] == [2, 2, 2] and [int(r["steps"]) for r in rows] == [4, 4, 4]
     table = (out / "results.md").read_text()
-    assert "Thin CLoss (γ = 0.3)" in table and "seconds per epoch" in table
+    assert "Thin CLoss (γ = 0.3)" in table and "| optimizer steps | seconds per epoch |" in table
+    assert "| Thin CLoss (γ = 0.3) | e0-Gt | 1 |" in table  # the image-by-image comparison with Dice & CE
     # resumable: a second run repeats nothing (no stage reruns, the models keep their timestamps)
     stamps = {p: p.stat().st_mtime for p in (out / "fold0/models").glob("*.pt")}
     capsys.readouterr()
@@ -111,3 +115,60 @@ def test_gpu_benchmark_script_runs_in_smoke_mode():
     cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
     assert [c[1] for c in cells[:6]] == ["Dice & CE", "CLoss (soft)", "CLoss (exact)", "Thin CLoss", "clDice (50)", "compound clDice"]
     assert all(c[3] == "1.00" for c in cells if c[1] == "Dice & CE") and all(float(c[2]) > 0 for c in cells)
+
+
+def test_paired_comparison_counts_and_wilcoxon(tmp_path):
+    """Per-image differences pooled over folds: better / worse in the metric's own direction, Wilcoxon p from SciPy."""
+    from scipy.stats import wilcoxon
+
+    from contextloss_monai.experiment import paired_comparison
+    from contextloss_monai.layout import RunLayout
+    from contextloss_monai.utils import write_csv_rows
+
+    base = {0: [0.5, 1.0, 0.0, 0.25], 1: [0.75, 0.5, 0.5, 1.0]}
+    other = {0: [0.25, 0.5, 0.0, 0.5], 1: [0.25, 0.25, 0.0, 0.5]}  # e0-Gt lower on 6 images, higher on 1, equal on 1
+    for fold in (0, 1):
+        for key, values in (("dice_ce", base[fold]), ("context_g0.2", other[fold])):
+            path = RunLayout(tmp_path / f"fold{fold}").image_metrics(key)
+            path.parent.mkdir(parents=True)
+            write_csv_rows(path, [{"image": f"case{i}", "e0_gt": v, "ags": 90.0} for i, v in enumerate(values)])
+    rows = [{"fold": f, "key": k, "method": m} for f in (0, 1) for k, m in (("dice_ce", "Dice & CE"), ("context_g0.2", "CLoss"))]
+    table = paired_comparison(tmp_path, rows, metrics=(("e0_gt", "e0-Gt", True), ("ags", "AGS", False)))
+    differences = [o - b for f in (0, 1) for o, b in zip(other[f], base[f])]
+    p_value = wilcoxon(differences).pvalue
+    assert f"| CLoss | e0-Gt | 8 | {sum(differences) / 8:+.3f} | 6 / 1 / 1 | {p_value:.3g} |" in table
+    assert "| CLoss | AGS | 8 | +0.000 | 0 / 0 / 8 | n/a |" in table
+    assert paired_comparison(tmp_path, [r for r in rows if r["key"] != "dice_ce"]) == ""
+
+
+def test_label_gaps_finds_the_gap_and_whether_it_closed():
+    import numpy as np
+
+    from contextloss_monai.experiment.figures import label_gaps
+
+    label = np.zeros((32, 64), dtype=bool)
+    label[14:17, 2:62] = True
+    baseline = label.copy()
+    baseline[:, 20:28] = False  # an 8-column gap
+    baseline[:, 45:50] = False  # a 5-column gap
+    closs = baseline.copy()
+    closs[:, 20:28] = label[:, 20:28]  # closes the first
+    gaps = label_gaps(label, baseline, closs)
+    assert [g["length"] for g in gaps] == [8, 5]
+    assert [g["closed"] for g in gaps] == [True, False]
+    assert abs(gaps[0]["centre"][1] - 23.5) < 0.6 and abs(gaps[0]["centre"][0] - 15) < 0.6
+    assert label_gaps(label, label, label) == []
+
+
+def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_path, capsys):
+    """scripts/calibrate_synthetic.py: pretraining only, one row per bundle with the paper's AGS band."""
+    out = tmp_path / "calibration"
+    arguments = ["--bundles", "vessap_3d", "--out", str(out), "--epochs", "1", "--n-train", "5", "--n-test", "1", "--size", "32",
+                 "--override", "patch_size=[32,32,16]"]
+    assert _script("calibrate_synthetic").main(arguments) == 0
+    (row,) = _rows(out / "calibration.csv")
+    assert row["bundle"] == "vessap_3d" and float(row["paper_ags"]) == 96.0 and int(row["steps"]) == 2
+    assert row["in_band"] == str(abs(float(row["ags"]) - 96.0) <= 3.0)
+    assert (out / "vessap_3d/fold0/models/pretrained.pt").is_file()
+    assert not any((out / "vessap_3d/fold0/models").glob("model_*.pt"))  # nothing fine-tuned
+    assert "| vessap_3d | 96.0 ± 3 |" in capsys.readouterr().out

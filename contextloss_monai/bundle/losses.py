@@ -9,7 +9,7 @@ from torch.nn.modules.loss import _Loss
 from contextloss_monai.checks import check_option
 from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss
 
-__all__ = ["LOSS_NAMES", "build_loss", "StackedDeepSupervisionLoss"]
+__all__ = ["CONTEXT_LOSS_NAMES", "LOSS_NAMES", "build_loss", "StackedDeepSupervisionLoss"]
 
 #: loss name → what the paper's tables call the method
 LOSS_NAMES = {
@@ -20,6 +20,8 @@ LOSS_NAMES = {
     "context_dice": "CLoss (Dice)",
     "thin_context": "Thin CLoss",
 }
+#: the names that build a :class:`ContextLoss` (the ones with a restricted term and its ``restricted`` reading)
+CONTEXT_LOSS_NAMES = ("context", "context_dice", "thin_context")
 
 
 class StackedDeepSupervisionLoss(_Loss):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from contextloss_monai.checks import check_positive_int
+
 __all__ = ["load_weights", "finetune_epochs"]
 
 
@@ -49,8 +51,18 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, setting: str
     return network
 
 
-def finetune_epochs(pretrain_epochs: int, fraction: float = 0.05) -> int:
-    """Fine-tuning length: ``fraction`` of the pretraining epochs, at least 1 (the paper: 50 of 1000)."""
+def finetune_epochs(pretrain_epochs: int, fraction: float = 0.05, steps: int | None = None, steps_per_epoch: int | None = None) -> int:
+    """Fine-tuning length in epochs: ``steps`` optimizer steps rounded up to whole epochs of ``steps_per_epoch``
+    when ``steps`` is given, else ``fraction`` of the pretraining epochs; at least 1 (the paper: 50 of 1000
+    epochs of 250 steps).
+
+    Raises:
+        ValueError: for a non-positive ``pretrain_epochs``, a ``fraction`` outside (0, 1], or a non-positive
+            ``steps`` / ``steps_per_epoch``.
+    """
+    if steps is not None:
+        steps, steps_per_epoch = check_positive_int(steps, "finetune_steps"), check_positive_int(steps_per_epoch, "steps_per_epoch")
+        return -(-steps // steps_per_epoch)
     if int(pretrain_epochs) <= 0 or not 0 < float(fraction) <= 1:
         raise ValueError(f"pretrain_epochs must be positive and fraction in (0, 1], got {pretrain_epochs}, {fraction}.")
     return max(1, int(round(int(pretrain_epochs) * float(fraction))))

@@ -1,8 +1,21 @@
 """Experiments over a bundle's stages — what the demo and the benchmark run: pretraining once, every
 method fine-tuned from it, evaluation, the paper's tables, figures, and bundle packaging."""
 
-from contextloss_monai.experiment.results import PAPER_COLUMNS, epoch_seconds, mean_std, results_table, write_results
+from contextloss_monai.experiment.results import (
+    PAIRED_METRICS,
+    PAPER_COLUMNS,
+    epoch_seconds,
+    mean_std,
+    paired_comparison,
+    results_table,
+    stage_steps,
+    training_rows,
+    write_results,
+)
 from contextloss_monai.experiment.runner import (
+    FINETUNE_STEPS,
+    PRETRAIN_MAX_EPOCHS,
+    PRETRAIN_PATIENCE,
     Method,
     bundle_setting,
     device_override,
@@ -15,7 +28,11 @@ from contextloss_monai.experiment.runner import (
 )
 
 __all__ = [
+    "FINETUNE_STEPS",
+    "PRETRAIN_MAX_EPOCHS",
+    "PRETRAIN_PATIENCE",
     "Method",
+    "PAIRED_METRICS",
     "PAPER_COLUMNS",
     "bundle_setting",
     "device_override",
@@ -24,9 +41,12 @@ __all__ = [
     "finetune",
     "mean_std",
     "methods_for",
+    "paired_comparison",
     "pretrain",
     "results_table",
     "run_experiment",
     "run_stage",
+    "stage_steps",
+    "training_rows",
     "write_results",
 ]

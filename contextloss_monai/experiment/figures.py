@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_training_curves", "plot_gap_overlay", "gap_overlay"]
+__all__ = ["gap_overlay", "label_gaps", "plot_gap_overlay", "plot_training_curves"]
 
 # overlay colours (RGB in [0, 1])
 COVERED = (0.2, 0.8, 0.2)  # label centre line covered by both predictions
@@ -41,8 +41,8 @@ def _save_figure(fig, path: str | os.PathLike, title: str, dpi: int) -> Path:
 
 
 def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.PathLike, title: str = "") -> Path:
-    """Loss and validation Dice per epoch of several stages (``label -> training_log.csv``), each
-    fine-tuning stage drawn after the pretraining epochs it started from."""
+    """Loss and validation Dice per optimizer step (per epoch for logs without a ``steps`` column) of several
+    stages (``label -> training_log.csv``), each fine-tuning stage drawn after the pretraining it started from."""
     plt = _agg()
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
     offset = 0
@@ -52,19 +52,52 @@ def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.P
         if not rows:
             continue
         start = 0 if label.startswith("pretrain") else offset
-        epochs = [start + int(r["epoch"]) for r in rows]
+        unit = "steps" if rows[0].get("steps") else "epoch"
+        epochs = [start + int(r[unit]) for r in rows]
         ax_loss.plot(epochs, [float(r["loss"]) for r in rows], label=label)
         dice = [(e, float(r["val_mean_dice"])) for e, r in zip(epochs, rows) if r.get("val_mean_dice")]
         if dice:
             ax_dice.plot(*zip(*dice), marker="o", label=label)
         if label.startswith("pretrain"):
             offset = epochs[-1]
-    ax_loss.set(xlabel="epoch", ylabel="training loss (deep supervision sum)", title="loss")
-    ax_dice.set(xlabel="epoch", ylabel="validation Dice", title="validation Dice")
+    x_label = "optimizer step" if offset and unit == "steps" else "epoch"
+    ax_loss.set(xlabel=x_label, ylabel="training loss (deep supervision sum)", title="loss")
+    ax_dice.set(xlabel=x_label, ylabel="validation Dice", title="validation Dice")
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save_figure(fig, path, title, dpi=100)
+
+
+def label_gaps(label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, min_length: int = 3) -> list[dict]:
+    """The gaps the baseline leaves in the label's centre line and whether the ContextLoss prediction closes them.
+
+    A gap is a connected stretch (8-connected) of the label's exact skeleton that ``baseline`` does not cover,
+    at least ``min_length`` pixels long; it counts as closed when ``closs`` covers at least half of it.
+
+    Args:
+        label, baseline, closs: 2D binary arrays ``(H, W)``.
+        min_length: shorter uncovered stretches (a pixel at a road's end) are not gaps.
+
+    Returns:
+        one ``{"centre": (row, col), "radius": float, "length": int, "closed": bool}`` per gap, longest first.
+    """
+    from contextloss_monai.topology import skeletonize
+    from contextloss_monai.topology.components import label_components
+
+    skeleton = skeletonize(label[None, None].astype(bool), method="exact")[0, 0]
+    uncovered = skeleton & ~baseline.astype(bool)
+    components, count = label_components(uncovered, connectivity=8)
+    gaps = []
+    for index in range(1, count + 1):
+        points = np.argwhere(components == index)
+        if len(points) < min_length:
+            continue
+        covered = closs.astype(bool)[tuple(points.T)].mean()
+        centre = points.mean(0)
+        radius = float(np.sqrt(((points - centre) ** 2).sum(1).max())) + 4.0
+        gaps.append({"centre": tuple(float(c) for c in centre), "radius": radius, "length": len(points), "closed": bool(covered >= 0.5)})
+    return sorted(gaps, key=lambda g: -g["length"])
 
 
 def gap_overlay(label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, critical: np.ndarray | None = None) -> np.ndarray:
@@ -90,7 +123,8 @@ def plot_gap_overlay(
     critical: np.ndarray | None = None, names: tuple[str, str] = ("Dice & CE", "CLoss"), title: str = "",
 ) -> Path:
     """One row of panels for a 2D case: image, label, both predictions and the gap overlay
-    (:func:`gap_overlay`). ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
+    (:func:`gap_overlay`); every gap the baseline leaves (:func:`label_gaps`) is ringed on the image and the
+    overlay, blue when ``closs`` closed it, red when it is still open. ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
     plt = _agg()
     from matplotlib.patches import Patch
 
@@ -103,8 +137,14 @@ def plot_gap_overlay(
         ax.imshow(data, cmap=None if data.ndim == 3 else "gray", interpolation="nearest")
         ax.set_title(name)
         ax.axis("off")
+    from matplotlib.patches import Circle
+
+    for gap in label_gaps(label, baseline, closs):  # each gap the baseline leaves, ringed: closed or still open
+        colour = CLOSED if gap["closed"] else OPEN
+        for ax in (axes[0], axes[-1]):
+            ax.add_patch(Circle(gap["centre"][::-1], gap["radius"], fill=False, edgecolor=colour, linewidth=1.5))
     legend = [Patch(color=COVERED, label="covered by both"), Patch(color=CLOSED, label=f"gap closed by {names[1]}"),
-              Patch(color=OPEN, label="gap still open"), Patch(color=LOST, label=f"covered by {names[0]} only")]
+              Patch(color=OPEN, label=f"gap still open (rings: gaps of {names[0]})"), Patch(color=LOST, label=f"covered by {names[0]} only")]
     if critical is not None:
         legend.append(Patch(color=np.array(CRITICAL) * 0.6, label=f"critical mask of {names[0]}"))
     axes[-1].legend(handles=legend, loc="lower left", fontsize=7, framealpha=0.8)

@@ -1,5 +1,5 @@
-"""The paper's tables from an experiment's rows: Table 1 (mean ± std per method) and Table 7 (seconds
-per epoch per loss), as ``results.csv`` and ``results.md``."""
+"""The paper's tables from an experiment's rows: Table 1 (mean ± std per method), a paired per-image comparison
+with Dice & CE, and Table 7 (steps and seconds per epoch per loss), as ``results.csv`` and ``results.md``."""
 
 from __future__ import annotations
 
@@ -10,20 +10,31 @@ from pathlib import Path
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.utils import write_csv_rows, write_text_atomic
 
-__all__ = ["PAPER_COLUMNS", "epoch_seconds", "mean_std", "results_table", "write_results"]
+__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "epoch_seconds", "mean_std", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
 
 #: summary.json metric → column of the paper's Table 1
 PAPER_COLUMNS = (("dice", "Dice"), ("cldice", "clDice"), ("betti_e", "e"), ("betti_e1", "e1"), ("betti_e0", "e0"),
                  ("e0_gt", "e0-Gt"), ("ags", "AGS"))
 
 
-def epoch_seconds(work_dir, stage: str) -> list[float]:
-    """Training seconds of each epoch of ``stage`` from its ``training_log.csv`` (empty without a log)."""
+def training_rows(work_dir, stage: str) -> list[dict]:
+    """The rows of ``stage``'s ``training_log.csv`` (one per epoch; empty without a log)."""
     path = RunLayout(work_dir).training_log(stage)
     if not path.is_file():
         return []
     with path.open() as handle:
-        return [float(row["seconds"]) for row in csv.DictReader(handle)]
+        return list(csv.DictReader(handle))
+
+
+def epoch_seconds(work_dir, stage: str) -> list[float]:
+    """Training seconds of each epoch of ``stage`` from its ``training_log.csv`` (empty without a log)."""
+    return [float(row["seconds"]) for row in training_rows(work_dir, stage)]
+
+
+def stage_steps(work_dir, stage: str) -> int | None:
+    """The optimizer steps ``stage`` trained (its log's last ``steps``; ``None`` without a log or that column)."""
+    rows = training_rows(work_dir, stage)
+    return int(rows[-1]["steps"]) if rows and rows[-1].get("steps") else None
 
 
 def mean_std(values: list[float]) -> str:
@@ -34,6 +45,60 @@ def mean_std(values: list[float]) -> str:
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
     return f"{mean:.3f} ± {std:.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+#: metrics of the paired comparison and whether lower is better
+PAIRED_METRICS = (("e0_gt", "e0-Gt", True), ("ags", "AGS", False), ("dice", "Dice", False))
+
+
+def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", metrics=PAIRED_METRICS) -> str:
+    """Markdown table: each fine-tuned method against ``baseline_key`` image by image, pooled over folds.
+
+    For every test image of every fold the difference ``method - baseline`` of a metric (per-image values from
+    ``fold<k>/eval/<key>/metrics.csv`` in ``out_dir``): the mean difference, how many images got better / worse /
+    stayed equal (the direction each metric counts as better), and the two-sided Wilcoxon signed-rank p-value
+    (SciPy, zero differences dropped; ``n/a`` when every difference is zero). ``p < 0.05`` is what lets
+    "better" mean more than noise; with 6–10 test images per fold it needs several folds.
+
+    Returns:
+        the table, or an empty string when the rows hold no ``baseline_key`` method.
+    """
+    from scipy.stats import wilcoxon
+
+    keys = list(dict.fromkeys(r["key"] for r in rows))
+    if baseline_key not in keys:
+        return ""
+    labels = {r["key"]: r["method"] for r in rows}
+    folds = sorted({int(r["fold"]) for r in rows})
+
+    def per_image(fold: int, key: str) -> dict[str, dict]:
+        path = RunLayout(Path(out_dir) / f"fold{fold}").image_metrics(key)
+        if not path.is_file():
+            return {}
+        with path.open() as handle:
+            return {row["image"]: row for row in csv.DictReader(handle)}
+
+    lines = ["| method vs " + labels[baseline_key] + " | metric | images | mean difference | better / worse / equal | Wilcoxon p |",
+             "|---|---|---|---|---|---|"]
+    for key in keys:
+        if key in (baseline_key, RunLayout.PRETRAINED_KEY):
+            continue
+        for metric, title, lower_is_better in metrics:
+            differences = []
+            for fold in folds:
+                base, other = per_image(fold, baseline_key), per_image(fold, key)
+                differences += [float(other[i][metric]) - float(base[i][metric]) for i in sorted(base.keys() & other.keys())
+                                if base[i].get(metric) not in (None, "") and other[i].get(metric) not in (None, "")]
+            differences = [d for d in differences if math.isfinite(d)]
+            if not differences:
+                continue
+            sign = -1.0 if lower_is_better else 1.0
+            better, worse = sum(sign * d > 0 for d in differences), sum(sign * d < 0 for d in differences)
+            p_value = wilcoxon(differences).pvalue if better + worse else math.nan
+            scale = 100.0 if metric in ("dice", "cldice") else 1.0
+            lines.append(f"| {labels[key]} | {title} | {len(differences)} | {scale * sum(differences) / len(differences):+.3f} | "
+                         f"{better} / {worse} / {len(differences) - better - worse} | {'n/a' if math.isnan(p_value) else f'{p_value:.3g}'} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def results_table(rows: list[dict], columns=PAPER_COLUMNS) -> str:
@@ -54,20 +119,26 @@ def results_table(rows: list[dict], columns=PAPER_COLUMNS) -> str:
 
 def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
     """``results.csv`` (one row per fold and method) and ``results.md`` (Table 1 layout, mean ± std over
-    folds, plus the seconds per epoch of each loss — the paper's Table 7), both generated from the rows."""
+    folds; the paired per-image comparison with Dice & CE, :func:`paired_comparison`; the optimizer steps and
+    seconds per epoch of each loss — the paper's Table 7), generated from the rows and the folds' per-image
+    metrics in ``out_dir``."""
     out_dir = Path(out_dir)
     csv_path = write_csv_rows(out_dir / "results.csv", rows)
-    runtime = ["| loss | epochs | seconds per epoch |", "|---|---|---|"]
+    paired = paired_comparison(out_dir, rows)
+    runtime = ["| loss | epochs | optimizer steps | seconds per epoch |", "|---|---|---|---|"]
     seen: dict[str, list[dict]] = {}
     for row in rows:
         seen.setdefault(row["method"], []).append(row)
     for method, group in seen.items():
         name = "Dice & CE (pretraining)" if group[0]["key"] == RunLayout.PRETRAINED_KEY else method
-        runtime.append(f"| {name} | {group[0]['epochs']} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
+        steps = sorted({str(r.get("steps") or "n/a") for r in group})  # pretraining may stop early in some folds
+        runtime.append(f"| {name} | {group[0]['epochs']} | {', '.join(steps)} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
     md_path = write_text_atomic(
         out_dir / "results.md",
         (f"# {title}\n\n" if title else "") + results_table(rows)
         + "\nDice and clDice in %; e, e1, e0, e0-Gt lower is better; AGS (%) higher is better. Mean ± std over folds;"
-        " fine-tuned methods with the topological post-processing.\n\n" + "\n".join(runtime) + "\n",
+        " fine-tuned methods with the topological post-processing.\n\n"
+        + (f"Image by image (all folds):\n\n{paired}\n" if paired else "")
+        + "\n".join(runtime) + "\n",
     )
     return csv_path, md_path

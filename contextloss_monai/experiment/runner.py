@@ -14,23 +14,33 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from contextloss_monai.experiment.results import epoch_seconds
+from contextloss_monai.experiment.results import epoch_seconds, stage_steps
 from contextloss_monai.layout import RunLayout
 
-__all__ = ["Method", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "pretrain", "run_experiment", "run_stage"]
+__all__ = ["FINETUNE_STEPS", "Method", "PRETRAIN_MAX_EPOCHS", "PRETRAIN_PATIENCE", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "pretrain", "run_experiment", "run_stage"]
+
+
+#: the benchmark's training lengths (``scripts/benchmark.py``, ``scripts/calibrate_synthetic.py``): pretraining
+#: until validation Dice has not improved for PRETRAIN_PATIENCE validations, at most PRETRAIN_MAX_EPOCHS epochs;
+#: every method fine-tuned for FINETUNE_STEPS optimizer steps (a handful of steps cannot show a loss's effect)
+PRETRAIN_MAX_EPOCHS = 100
+PRETRAIN_PATIENCE = 3
+FINETUNE_STEPS = 500
 
 
 @dataclass(frozen=True)
 class Method:
-    """One row of the paper's tables: a fine-tuning loss (``None``: pretraining only) and its γ."""
+    """One row of the paper's tables: a fine-tuning loss (``None``: pretraining only), its γ, and for the
+    ContextLoss variants the reading of the restricted term (``"mask_mean"``, the default, or ``"hadamard"``)."""
 
     loss_name: str | None
     gamma: float = 0.2
+    restricted: str = "mask_mean"
 
     @property
     def key(self) -> str:
         """The method's name in the run layout (model file, stage, evaluation folder)."""
-        return RunLayout.method_key(self.loss_name, self.gamma)
+        return RunLayout.method_key(self.loss_name, self.gamma, self.restricted)
 
     @property
     def label(self) -> str:
@@ -39,7 +49,8 @@ class Method:
         if self.loss_name is None:
             return "nnU-Net-style pretraining only"
         name = LOSS_NAMES[self.loss_name]
-        return name if self.loss_name == "dice_ce" else f"{name} (γ = {self.gamma:g})"
+        name = name if self.loss_name == "dice_ce" else f"{name} (γ = {self.gamma:g})"
+        return name if self.restricted == "mask_mean" else f"{name}, {self.restricted} reading"
 
 
 def bundle_setting(bundle_dir: str | os.PathLike, key: str, config: str = "train"):
@@ -99,7 +110,7 @@ def finetune(bundle_dir, work_dir, method: Method, pretrain_epochs: int, **overr
     model = RunLayout(work_dir).model(method.key)
     if not model.is_file():
         run_stage(bundle_dir, ["train", "finetune"], work_dir, pretrain_epochs=pretrain_epochs, loss_name=method.loss_name,
-                  gamma=method.gamma, model_filename=model.name, **overrides)
+                  gamma=method.gamma, restricted=method.restricted, model_filename=model.name, **overrides)
     return model
 
 
@@ -114,11 +125,17 @@ def evaluate(bundle_dir, work_dir, method: Method, **overrides) -> dict:
     return json.loads(summary.read_text())
 
 
-def methods_for(names: list[str], gammas: list[float]) -> list[Method]:
-    """Pretraining only, then each named fine-tuning method (``dice_ce`` once, the others per γ)."""
+def methods_for(names: list[str], gammas: list[float], readings: tuple[str, ...] = ("mask_mean",)) -> list[Method]:
+    """Pretraining only, then each named fine-tuning method (``dice_ce`` once, the others per γ, the
+    ContextLoss variants also per reading of the restricted term)."""
+    from contextloss_monai.bundle.losses import CONTEXT_LOSS_NAMES
+
     methods = [Method(None)]
     for name in names:
-        methods += [Method(name, 0.0)] if name == "dice_ce" else [Method(name, g) for g in gammas]
+        if name == "dice_ce":
+            methods.append(Method(name, 0.0))
+        else:
+            methods += [Method(name, g, r) for g in gammas for r in (readings if name in CONTEXT_LOSS_NAMES else ("mask_mean",))]
     return methods
 
 
@@ -136,8 +153,9 @@ def run_experiment(
             if method.loss_name is not None:
                 finetune(bundle_dir, work, method, pretrain_epochs, **common)
             summary = evaluate(bundle_dir, work, method, **{k: v for k, v in common.items() if k != "fold"})
-            seconds = epoch_seconds(work, RunLayout.stage_of(method.key))  # the epochs the stage really ran
-            row = {"fold": fold, "method": method.label, "key": method.key, "epochs": len(seconds),
+            stage = RunLayout.stage_of(method.key)
+            seconds = epoch_seconds(work, stage)  # the epochs the stage really ran
+            row = {"fold": fold, "method": method.label, "key": method.key, "epochs": len(seconds), "steps": stage_steps(work, stage),
                    "seconds_per_epoch": round(sum(seconds) / len(seconds), 3) if seconds else math.nan}
             row.update({k: v["mean"] for k, v in summary["metrics"].items()})
             rows.append(row)

@@ -4,6 +4,7 @@ checkpoints, final model and guards, and the evaluation report."""
 from contextloss_monai.handlers.metrics import AGS, BettiError, ClDice, E0Gt, TopologyMetricHandler
 from contextloss_monai.handlers.report import MetricsReport, write_metrics_report
 from contextloss_monai.handlers.training import (
+    EarlyStopOnPlateau,
     EpochLogger,
     FinalModelSaver,
     ResumeFromLastCheckpoint,
@@ -16,6 +17,7 @@ __all__ = [
     "BettiError",
     "ClDice",
     "E0Gt",
+    "EarlyStopOnPlateau",
     "EpochLogger",
     "FinalModelSaver",
     "MetricsReport",

@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from monai.handlers import CheckpointLoader
+from ignite.handlers import EarlyStopping
+from monai.handlers import CheckpointLoader, stopping_fn_from_metric
 from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
 
+from contextloss_monai.checks import check_positive_int
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.utils import batch_filenames, is_main_process, save_atomic, to_numpy, write_csv_rows
 
-__all__ = ["EpochLogger", "FinalModelSaver", "ResumeFromLastCheckpoint", "StopOnNonFiniteLoss", "TrainingStateSaver"]
+__all__ = ["EarlyStopOnPlateau", "EpochLogger", "FinalModelSaver", "ResumeFromLastCheckpoint", "StopOnNonFiniteLoss", "TrainingStateSaver"]
 
 logger = logging.getLogger("contextloss_monai")
 
@@ -64,7 +66,7 @@ class EpochLogger:
     def _epoch_completed(self, engine: Engine) -> None:
         if not is_main_process():
             return
-        row = {"stage": self.stage, "epoch": engine.state.epoch, "loss": float(np.mean(self._losses)) if self._losses else float("nan")}
+        row = {"stage": self.stage, "epoch": engine.state.epoch, "steps": engine.state.iteration, "loss": float(np.mean(self._losses)) if self._losses else float("nan")}
         if self.validator is not None and self.validator.state.epoch == engine.state.epoch:
             row.update({k: float(to_numpy(v)) for k, v in self.validator.state.metrics.items() if np.isscalar(v) or torch.is_tensor(v)})
         if self._lr is not None:
@@ -79,6 +81,30 @@ class EpochLogger:
             with self.path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
         write_csv_rows(self.path, rows + [row])
+
+
+class EarlyStopOnPlateau:
+    """End training when a validation metric stops improving: Ignite's ``EarlyStopping`` (what MONAI's
+    ``EarlyStopHandler`` wraps) on the validator, attached from the trainer's handler list, so a bundle config
+    needs no reference from the validator back to the trainer. ``patience=None`` attaches nothing: the stage
+    runs all its epochs.
+
+    Args:
+        validator: the evaluator run by the ``ValidationHandler``.
+        metric_name: the validator's metric to watch (higher is better), e.g. ``"val_mean_dice"``.
+        patience: validations without improvement before the trainer stops; ``None``: never stop early.
+        min_delta: the least change that counts as an improvement.
+    """
+
+    def __init__(self, validator: Engine, metric_name: str, patience: int | None, min_delta: float = 0.0) -> None:
+        self.validator, self.metric_name, self.min_delta = validator, metric_name, float(min_delta)
+        self.patience = None if patience is None else check_positive_int(patience, "pretrain_patience")
+
+    def attach(self, engine: Engine) -> None:
+        if self.patience is None:
+            return
+        stopper = EarlyStopping(self.patience, stopping_fn_from_metric(self.metric_name), engine, min_delta=self.min_delta)
+        self.validator.add_event_handler(Events.EPOCH_COMPLETED, stopper)
 
 
 def _unwrapped_state(objects: dict) -> dict:
