@@ -123,8 +123,8 @@ def plot_gap_overlay(
     critical: np.ndarray | None = None, names: tuple[str, str] = ("Dice & CE", "CLoss"), title: str = "",
 ) -> Path:
     """One row of panels for a 2D case: image, label, both predictions and the gap overlay
-    (:func:`gap_overlay`); every gap the baseline leaves (:func:`label_gaps`) is ringed on the image and the
-    overlay, blue when ``closs`` closed it, red when it is still open. ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
+    (:func:`gap_overlay`); every local gap the baseline leaves (:func:`label_gaps`; radius up to 1/8 of the image)
+    is ringed on the image and the overlay, blue when ``closs`` closed it, red when it is still open. ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
     plt = _agg()
     from matplotlib.patches import Patch
 
@@ -140,6 +140,8 @@ def plot_gap_overlay(
     from matplotlib.patches import Circle
 
     for gap in label_gaps(label, baseline, closs):  # each gap the baseline leaves, ringed: closed or still open
+        if gap["radius"] > max(label.shape) / 8:
+            continue  # a whole missed road: its red centre line shows it, a ring would cover the image
         colour = CLOSED if gap["closed"] else OPEN
         for ax in (axes[0], axes[-1]):
             ax.add_patch(Circle(gap["centre"][::-1], gap["radius"], fill=False, edgecolor=colour, linewidth=1.5))
