@@ -41,15 +41,19 @@ def test_seeded_and_well_formed(kind):
 
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_hard_places_lose_contrast(kind):
-    """At every hard place the label stands out from its surroundings far less than it does overall."""
+    """At every hard place the label stands out from its surroundings far less than it typically does where it
+    is visible (median contrast everywhere but the hard places: on roads the dirt roads and faint tracks pull a
+    mean down, the typical road is paved)."""
     sample = GENERATORS[kind](size=SIZES[kind] * 2, seed=11)
     image = sample.image.astype(np.float64).mean(-1)
     label = sample.label.astype(bool)
     inside = sample.mask.astype(bool) if sample.mask is not None else np.ones_like(label)
-    overall = abs(image[label].mean() - image[~label & inside].mean())
     grids = np.indices(label.shape)
-    for *centre, radius in sample.metadata["hard_places"]:
-        near = sum((g - c) ** 2 for g, c in zip(grids, centre)) <= (0.8 * radius) ** 2
+    places = [(centre, sum((g - c) ** 2 for g, c in zip(grids, centre)) <= (0.8 * radius) ** 2)
+              for *centre, radius in sample.metadata["hard_places"]]
+    visible = inside & ~np.logical_or.reduce([near for _, near in places])
+    overall = abs(np.median(image[label & visible]) - np.median(image[~label & visible]))
+    for centre, near in places:
         if (near & label).sum() < 3 or (near & ~label & inside).sum() < 3:
             continue
         local = abs(image[near & label].mean() - image[near & ~label & inside].mean())
@@ -80,7 +84,7 @@ def test_road_grid_has_loops_and_occlusions_cut_the_road_in_the_image_only(seed)
     assert (hidden & label).sum() > 20  # the label runs on under the occluders
     # a pixel-wise detector: brighter than half way between the typical road and the typical ground
     road_like = brightness > (np.median(brightness[label]) + np.median(brightness[~label])) / 2
-    assert road_like[label & ~hidden].mean() > 0.6
+    assert road_like[label & ~hidden].mean() > 0.5  # dirt roads and faint tracks are darker
     assert road_like[label & hidden].mean() < 0.1, "occluded road pixels still look like road"
     assert betti_numbers(label & road_like)[0] > beta0  # the detector splits the network
 
