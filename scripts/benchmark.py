@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle import LOSS_NAMES
     from contextloss_monai.experiment import (FINETUNE_STEPS, PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, bundle_setting, device_override,
-                                              methods_for, run_experiment, write_results)
+                                              methods_for, parse_overrides, run_experiment, write_results)
 
     bundles = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.yaml").is_file())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="bundle settings for every stage, e.g. patch_size=[64,64] (values parsed as YAML)")
     args = parser.parse_args(argv)
 
-    import yaml
-
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 
     bundle = ROOT / "bundles" / args.bundle
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(args.data) if args.data else out / "data"
     if args.data is None and not (data / "dataset.json").is_file():
         write_synthetic_dataset(bundle_setting(bundle, "synthetic_kind"), data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
+    overrides = parse_overrides(args.override)
     overrides.update(device_override(args.device))
     overrides.setdefault("pretrain_patience", args.patience or None)
     overrides.setdefault("finetune_steps", args.finetune_steps or None)

@@ -34,7 +34,8 @@ PAPER_ROWS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from contextloss_monai.experiment import PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, Method, bundle_setting, device_override, run_experiment
+    from contextloss_monai.experiment import (PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, Method, bundle_setting, device_override,
+                                              parse_overrides, run_experiment)
     from contextloss_monai.utils import write_csv_rows, write_text_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,11 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cuda, cpu... (default: CUDA when available)")
     args = parser.parse_args(argv)
 
-    import yaml
-
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
+    overrides = parse_overrides(args.override)
     overrides.update(device_override(args.device))
     out = Path(args.out).absolute()
     rows = []

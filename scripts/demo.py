@@ -64,7 +64,7 @@ def write_figures(out: Path, fold_dir: Path, n_cases: int) -> list[Path]:
     for _, case, item, label, baseline, closs, gaps in sorted(cases, key=lambda c: -c[0])[:n_cases]:
         critical = critical_pixel_mask(baseline[None, None], label[None, None], skeleton="exact")[0, 0]
         closed = sum(g["closed"] for g in gaps)
-        figures.append(plot_gap_overlay(read(dataset / item["image"]), label, baseline, closs, out / f"gaps_{case}.png", critical=critical,
+        figures.append(plot_gap_overlay(read(dataset / item["image"]), label, baseline, closs, out / f"gaps_{case}.png", critical=critical, gaps=gaps,
                                         title=f"{case}: Dice & CE leaves {len(gaps)} gaps, CLoss (γ = 0.2) closes {closed} "
                                               "(both with the topological post-processing)"))
     return figures

@@ -172,3 +172,11 @@ def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_pat
     assert (out / "vessap_3d/fold0/models/pretrained.pt").is_file()
     assert not any((out / "vessap_3d/fold0/models").glob("model_*.pt"))  # nothing fine-tuned
     assert "| vessap_3d | 96.0 ± 3 |" in capsys.readouterr().out
+
+
+def test_parse_overrides_reads_yaml_values_and_names_a_bad_item():
+    from contextloss_monai.experiment import parse_overrides
+
+    assert parse_overrides(["patch_size=[64,64]", "amp=false", "x=a=b"]) == {"patch_size": [64, 64], "amp": False, "x": "a=b"}
+    with pytest.raises(ValueError, match=r"--override takes KEY=VALUE items, got \['patch_size'\]"):
+        parse_overrides(["patch_size"])

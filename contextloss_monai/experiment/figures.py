@@ -45,14 +45,15 @@ def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.P
     stages (``label -> training_log.csv``), each fine-tuning stage drawn after the pretraining it started from."""
     plt = _agg()
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
-    offset = 0
+    tables = {}
     for label, csv_path in logs.items():
         with open(csv_path) as handle:
-            rows = list(csv.DictReader(handle))
-        if not rows:
-            continue
+            tables[label] = list(csv.DictReader(handle))
+    tables = {label: rows for label, rows in tables.items() if rows}
+    unit = "steps" if tables and all(rows[0].get("steps") for rows in tables.values()) else "epoch"  # one axis for all
+    offset = 0
+    for label, rows in tables.items():
         start = 0 if label.startswith("pretrain") else offset
-        unit = "steps" if rows[0].get("steps") else "epoch"
         epochs = [start + int(r[unit]) for r in rows]
         ax_loss.plot(epochs, [float(r["loss"]) for r in rows], label=label)
         dice = [(e, float(r["val_mean_dice"])) for e, r in zip(epochs, rows) if r.get("val_mean_dice")]
@@ -60,7 +61,7 @@ def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.P
             ax_dice.plot(*zip(*dice), marker="o", label=label)
         if label.startswith("pretrain"):
             offset = epochs[-1]
-    x_label = "optimizer step" if offset and unit == "steps" else "epoch"
+    x_label = "optimizer step" if unit == "steps" else "epoch"
     ax_loss.set(xlabel=x_label, ylabel="training loss (deep supervision sum)", title="loss")
     ax_dice.set(xlabel=x_label, ylabel="validation Dice", title="validation Dice")
     for ax in (ax_loss, ax_dice):
@@ -121,12 +122,14 @@ def gap_overlay(label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, crit
 def plot_gap_overlay(
     image: np.ndarray, label: np.ndarray, baseline: np.ndarray, closs: np.ndarray, path: str | os.PathLike,
     critical: np.ndarray | None = None, names: tuple[str, str] = ("Dice & CE", "CLoss"), title: str = "",
+    gaps: list[dict] | None = None,
 ) -> Path:
     """One row of panels for a 2D case: image, label, both predictions and the gap overlay
     (:func:`gap_overlay`); every local gap the baseline leaves (:func:`label_gaps`; radius up to 1/8 of the image)
-    is ringed on the image and the overlay, blue when ``closs`` closed it, red when it is still open. ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
+    is ringed on the image and the overlay, blue when ``closs`` closed it, red when it is still open. ``image`` is ``(H, W)`` or ``(H, W, 3)``;
+    ``gaps``: the caller's :func:`label_gaps` of these arrays, computed here when not given."""
     plt = _agg()
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Circle, Patch
 
     fig, axes = plt.subplots(1, 5, figsize=(20, 4.4))
     shown = image.astype(np.float32)
@@ -137,9 +140,7 @@ def plot_gap_overlay(
         ax.imshow(data, cmap=None if data.ndim == 3 else "gray", interpolation="nearest")
         ax.set_title(name)
         ax.axis("off")
-    from matplotlib.patches import Circle
-
-    for gap in label_gaps(label, baseline, closs):  # each gap the baseline leaves, ringed: closed or still open
+    for gap in label_gaps(label, baseline, closs) if gaps is None else gaps:  # each gap the baseline leaves, ringed: closed or still open
         if gap["radius"] > max(label.shape) / 8:
             continue  # a whole missed road: its red centre line shows it, a ring would cover the image
         colour = CLOSED if gap["closed"] else OPEN

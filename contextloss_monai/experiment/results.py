@@ -78,6 +78,8 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
         with path.open() as handle:
             return {row["image"]: row for row in csv.DictReader(handle)}
 
+    tables = {(fold, key): per_image(fold, key) for fold in folds for key in keys}  # each metrics.csv read once
+
     lines = ["| method vs " + labels[baseline_key] + " | metric | images | mean difference | better / worse / equal | Wilcoxon p |",
              "|---|---|---|---|---|---|"]
     for key in keys:
@@ -86,7 +88,7 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
         for metric, title, lower_is_better in metrics:
             differences = []
             for fold in folds:
-                base, other = per_image(fold, baseline_key), per_image(fold, key)
+                base, other = tables[fold, baseline_key], tables[fold, key]
                 differences += [float(other[i][metric]) - float(base[i][metric]) for i in sorted(base.keys() & other.keys())
                                 if base[i].get(metric) not in (None, "") and other[i].get(metric) not in (None, "")]
             differences = [d for d in differences if math.isfinite(d)]
@@ -131,8 +133,8 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
         seen.setdefault(row["method"], []).append(row)
     for method, group in seen.items():
         name = "Dice & CE (pretraining)" if group[0]["key"] == RunLayout.PRETRAINED_KEY else method
-        steps = sorted({str(r.get("steps") or "n/a") for r in group})  # pretraining may stop early in some folds
-        runtime.append(f"| {name} | {group[0]['epochs']} | {', '.join(steps)} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
+        steps = sorted({int(r["steps"]) for r in group if r.get("steps")})  # pretraining may stop early in some folds
+        runtime.append(f"| {name} | {group[0]['epochs']} | {', '.join(map(str, steps)) or 'n/a'} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
     md_path = write_text_atomic(
         out_dir / "results.md",
         (f"# {title}\n\n" if title else "") + results_table(rows)

@@ -17,7 +17,7 @@ from pathlib import Path
 from contextloss_monai.experiment.results import epoch_seconds, stage_steps
 from contextloss_monai.layout import RunLayout
 
-__all__ = ["FINETUNE_STEPS", "Method", "PRETRAIN_MAX_EPOCHS", "PRETRAIN_PATIENCE", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "pretrain", "run_experiment", "run_stage"]
+__all__ = ["FINETUNE_STEPS", "Method", "PRETRAIN_MAX_EPOCHS", "PRETRAIN_PATIENCE", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "parse_overrides", "pretrain", "run_experiment", "run_stage"]
 
 
 #: the benchmark's training lengths (``scripts/benchmark.py``, ``scripts/calibrate_synthetic.py``): pretraining
@@ -80,6 +80,21 @@ def device_override(device: str | None = None) -> dict:
     if chosen.type == "cuda" and chosen.index is None:
         chosen = torch.device("cuda", 0)
     return {"device": f"$torch.device('{chosen}')"}
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """Bundle settings from ``KEY=VALUE`` strings (a script's ``--override``), values parsed as YAML:
+    ``["patch_size=[64,64]", "amp=false"]`` → ``{"patch_size": [64, 64], "amp": False}``.
+
+    Raises:
+        ValueError: for an item without ``=``.
+    """
+    import yaml
+
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise ValueError(f"--override takes KEY=VALUE items, got {bad}.")
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
 
 
 def run_stage(bundle_dir: str | os.PathLike, configs: list[str], work_dir: str | os.PathLike, **overrides) -> None:
