@@ -98,8 +98,8 @@ def _count_components_per_tile(spread: np.ndarray, starts: list[np.ndarray], con
     """Number of components of ``spread`` per tile, found in one labelling of the whole spread array."""
     labels, n = label_components(spread, connectivity)
     n_tiles = int(np.prod([len(s) for s in starts]))
-    if n == 0:
-        return np.zeros(n_tiles, dtype=np.int64)
+    if n == 0 or n_tiles == 1:  # one tile holds every component: no need to place them
+        return np.full(n_tiles, n, dtype=np.int64)
     first, _ = component_lower_corners(labels, n)
     tile_index = np.zeros(n, dtype=np.int64)
     for axis, s in enumerate(starts):
