@@ -180,3 +180,16 @@ def test_parse_overrides_reads_yaml_values_and_names_a_bad_item():
     assert parse_overrides(["patch_size=[64,64]", "amp=false", "x=a=b"]) == {"patch_size": [64, 64], "amp": False, "x": "a=b"}
     with pytest.raises(ValueError, match=r"--override takes KEY=VALUE items, got \['patch_size'\]"):
         parse_overrides(["patch_size"])
+
+
+def test_runtime_table_lists_each_folds_epochs_and_steps(tmp_path):
+    """Pretraining that stops early in one fold shows both lengths, not the first fold's."""
+    from contextloss_monai.experiment.results import write_results
+    from contextloss_monai.layout import RunLayout
+
+    rows = [
+        {"fold": f, "method": "pretrained", "key": RunLayout.PRETRAINED_KEY, "epochs": e, "steps": s, "seconds_per_epoch": 1.0}
+        for f, e, s in ((0, 100, 500), (1, 65, 325), (2, 100, 500))
+    ]
+    _, md_path = write_results(rows, tmp_path)
+    assert "| Dice & CE (pretraining) | 65, 100 | 325, 500 | 1.000 ± 0.000 |" in md_path.read_text()

@@ -119,6 +119,12 @@ def results_table(rows: list[dict], columns=PAPER_COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _distinct(rows: list[dict], column: str) -> str:
+    """The distinct whole numbers of ``column`` over ``rows``, ascending and comma-separated (pretraining may
+    stop early in some folds), ``"n/a"`` when no row has one."""
+    return ", ".join(str(v) for v in sorted({int(r[column]) for r in rows if r.get(column) not in (None, "")})) or "n/a"
+
+
 def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
     """``results.csv`` (one row per fold and method) and ``results.md`` (Table 1 layout, mean ± std over
     folds; the paired per-image comparison with Dice & CE, :func:`paired_comparison`; the optimizer steps and
@@ -133,8 +139,7 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
         seen.setdefault(row["method"], []).append(row)
     for method, group in seen.items():
         name = "Dice & CE (pretraining)" if group[0]["key"] == RunLayout.PRETRAINED_KEY else method
-        steps = sorted({int(r["steps"]) for r in group if r.get("steps")})  # pretraining may stop early in some folds
-        runtime.append(f"| {name} | {group[0]['epochs']} | {', '.join(map(str, steps)) or 'n/a'} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
+        runtime.append(f"| {name} | {_distinct(group, 'epochs')} | {_distinct(group, 'steps')} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
     md_path = write_text_atomic(
         out_dir / "results.md",
         (f"# {title}\n\n" if title else "") + results_table(rows)
