@@ -65,6 +65,8 @@ def test_thin_3d_keeps_a_subset_and_leaves_its_input_alone():
     assert not thin_3d(np.zeros((4, 5, 6), bool)).any()
 
 
-def test_thin_3d_rejects_other_dimensions():
+def test_thin_3d_rejects_other_dimensions_and_non_binary_values():
     with pytest.raises(ValueError, match="mask must be a 3D array"):
         thin_3d(np.ones((4, 4), bool))
+    with pytest.raises(ValueError, match="mask must be binary"):
+        thin_3d(np.full((4, 4, 4), 2))
