@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import line_with_gap
+from conftest import line_with_gap, requires_cuda
 from monai.losses.cldice import soft_skel
 
 from contextloss_monai.topology import binary_soft_skeleton, skeletonize, soft_skeleton
@@ -99,3 +99,23 @@ def test_exact_skeleton_on_the_bounding_box_equals_scikit_image_on_the_whole_arr
         np.testing.assert_array_equal(result, expected)
         assert skeletonize_exact(mask.copy()) is result  # cached by content
         assert not result.flags.writeable
+
+
+@requires_cuda
+@pytest.mark.parametrize("shape", [(4, 1, 96, 80), (2, 2, 24, 20, 12)])
+def test_cuda_graph_skeleton_equals_eager_and_cpu(shape, monkeypatch):
+    """The replayed CUDA graph gives the eager result for new contents of a captured shape (the input is copied
+    into the graph's buffer each call), for a second shape, and the CPU's result."""
+    from contextloss_monai.topology import skeleton as skeleton_module
+
+    generator = torch.Generator().manual_seed(3)
+    for density in (0.3, 0.6, 0.0, 0.8):  # the same shape with new contents, an empty map included
+        mask = torch.rand(shape, generator=generator) < density
+        graphed = binary_soft_skeleton(mask.cuda())
+        monkeypatch.setattr(skeleton_module, "USE_CUDA_GRAPHS", False)
+        eager = binary_soft_skeleton(mask.cuda())
+        monkeypatch.setattr(skeleton_module, "USE_CUDA_GRAPHS", True)
+        assert graphed.is_cuda and torch.equal(graphed, eager)
+        assert torch.equal(graphed.cpu(), binary_soft_skeleton(mask))
+    assert any(key[0] == shape for key in skeleton_module._GRAPHS)  # captured, not fallen back silently
+    assert all(entry is not None for key, entry in skeleton_module._GRAPHS.items() if key[0] == shape)

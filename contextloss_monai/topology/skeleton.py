@@ -97,8 +97,62 @@ def binary_soft_skeleton(mask: torch.Tensor, iters: int = 50) -> torch.Tensor:
     return binary_soft_skeleton_kernel(mask.bool(), check_positive_int(iters, "iters"))
 
 
+#: replay the CUDA skeleton as a captured CUDA graph (see :func:`binary_soft_skeleton_kernel`); ``False``: eager
+USE_CUDA_GRAPHS = True
+_GRAPHS: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None] = OrderedDict()
+_GRAPHS_SIZE = 8
+
+
 def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
-    """Kernel of :func:`binary_soft_skeleton` for a checked bool tensor ``(B, C, *spatial)`` and ``iters``."""
+    """
+    Kernel of :func:`binary_soft_skeleton` for a checked bool tensor ``(B, C, *spatial)`` and ``iters``.
+
+    On a CUDA device the ``iters`` fixed steps (a few thousand small kernels, launch-bound from the host) are
+    captured once per (shape, device, ``iters``) as a CUDA graph and replayed: one launch per call, the
+    same kernels on the same data, so the same result (tested against eager execution). The last
+    ``_GRAPHS_SIZE`` shapes keep their graph (and its private memory, a few copies of the input). Set
+    :data:`USE_CUDA_GRAPHS` to ``False`` to run eagerly; a capture that fails warns once per shape and falls back.
+    """
+    if not (img.is_cuda and USE_CUDA_GRAPHS):
+        return _soft_skeleton_steps(img, iters)
+    key = (tuple(img.shape), img.device, iters)
+    if key not in _GRAPHS:
+        _GRAPHS[key] = _capture(img, iters)
+        if len(_GRAPHS) > _GRAPHS_SIZE:
+            _GRAPHS.popitem(last=False)
+    _GRAPHS.move_to_end(key)
+    captured = _GRAPHS[key]
+    if captured is None:
+        return _soft_skeleton_steps(img, iters)
+    graph, static_in, static_out = captured
+    static_in.copy_(img)
+    graph.replay()
+    return static_out.clone()  # the next replay overwrites static_out
+
+
+def _capture(img: torch.Tensor, iters: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None:
+    """Capture :func:`_soft_skeleton_steps` for ``img``'s shape and device (a warm-up on a side stream first, as
+    CUDA graph capture requires); ``None`` with a warning when the capture fails."""
+    try:
+        with torch.cuda.device(img.device):
+            static_in = img.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                _soft_skeleton_steps(static_in, iters)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                static_out = _soft_skeleton_steps(static_in, iters)
+        return graph, static_in, static_out
+    except RuntimeError as error:
+        warnings.warn(f"CUDA graph capture of the soft skeleton failed for shape {tuple(img.shape)} ({error}); "
+                      "running it eagerly (correct, slower).", stacklevel=3)
+        return None
+
+
+def _soft_skeleton_steps(img: torch.Tensor, iters: int) -> torch.Tensor:
+    """The binary soft-skeleton iteration itself (eager)."""
     axes = range(2, img.dim())
     eroded = erode_cross(img, axes)  # each erosion serves twice: the opening of this step, the next step's map
     skel = img & ~dilate_box(eroded, axes)
