@@ -13,7 +13,8 @@ A run lives in one folder, the bundle's ``bundle_root`` (the bundle folder itsel
     eval/<evaluation name>/summary.json          their mean, std and count
 
 Stages: ``pretrain``, and ``finetune_<method key>`` where the method key names the fine-tuning loss and
-its γ (``dice_ce`` has no γ): ``finetune_context_g0.2``, ``finetune_dice_ce``. The bundle configs build
+its γ (``dice_ce`` has no γ) and, for CLoss read other than ``mask_mean``, the reading:
+``finetune_context_g0.2_hadamard``, ``finetune_dice_ce``. The bundle configs build
 their paths and stage names from :class:`RunLayout`, and so do the experiment scripts.
 """
 
@@ -36,13 +37,17 @@ class RunLayout:
 
     Example:
         >>> layout = RunLayout("outputs/demo/fold0")
-        >>> layout.training_log(RunLayout.finetune_stage("context", 0.2))
-        PosixPath('outputs/demo/fold0/logs/finetune_context_g0.2/training_log.csv')
+        >>> layout.training_log(RunLayout.finetune_stage("context", 0.2, "hadamard"))
+        PosixPath('outputs/demo/fold0/logs/finetune_context_g0.2_hadamard/training_log.csv')
     """
 
     root: Path
 
     PRETRAIN_STAGE = "pretrain"
+    #: the reading of CLoss's restricted term whose run names carry no suffix: ``mask_mean``, the loss's
+    #: default when the first runs were written; every other reading is suffixed (``context_g0.2_hadamard``,
+    #: the default since 2026-11-28), so that run folders written before the default changed keep their meaning
+    UNSUFFIXED_READING = "mask_mean"
     PRETRAINED_MODEL = "pretrained.pt"
     FINETUNED_MODEL = "model.pt"
     PRETRAINED_KEY = "pretrained"
@@ -57,19 +62,24 @@ class RunLayout:
 
     # names ------------------------------------------------------------------------------------------
     @staticmethod
-    def method_key(loss_name: str | None, gamma: float = 0.2, restricted: str = "mask_mean") -> str:
-        """``pretrained`` (no fine-tuning), ``dice_ce``, or ``<loss>_g<γ>`` (e.g. ``context_g0.2``), with
-        ``_<restricted>`` appended for a reading of the restricted term other than the default ``mask_mean``
-        (``context_g0.2_hadamard``)."""
+    def method_key(loss_name: str | None, gamma: float, restricted: str) -> str:
+        """``pretrained`` (no fine-tuning), ``dice_ce``, or ``<loss>_g<γ>`` (e.g. ``cldice_g0.2``), with
+        ``_<restricted>`` appended for a ContextLoss variant read other than :attr:`UNSUFFIXED_READING`
+        (``context_g0.2_hadamard``; ``context_g0.2`` is the ``mask_mean`` run); the other losses have no reading
+        and ignore ``restricted``. The reading is always named by the caller: a name must not follow the loss's
+        default."""
+        from contextloss_monai.bundle.losses import CONTEXT_LOSS_NAMES  # here: the layout stays free of torch
         if loss_name is None:
             return RunLayout.PRETRAINED_KEY
         if loss_name == "dice_ce":
             return "dice_ce"
         key = f"{loss_name}_g{float(gamma):g}"
-        return key if restricted == "mask_mean" else f"{key}_{restricted}"
+        if loss_name not in CONTEXT_LOSS_NAMES or restricted == RunLayout.UNSUFFIXED_READING:
+            return key
+        return f"{key}_{restricted}"
 
     @staticmethod
-    def finetune_stage(loss_name: str, gamma: float = 0.2, restricted: str = "mask_mean") -> str:
+    def finetune_stage(loss_name: str, gamma: float, restricted: str) -> str:
         """The stage that fine-tunes with ``loss_name``, ``gamma`` and ``restricted``: ``finetune_<method key>``."""
         return f"finetune_{RunLayout.method_key(loss_name, gamma, restricted)}"
 

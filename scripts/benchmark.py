@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle import LOSS_NAMES
+    from contextloss_monai.losses import DEFAULT_RESTRICTED, RESTRICTED_READINGS
     from contextloss_monai.experiment import (FINETUNE_STEPS, PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, bundle_setting, device_override,
                                               methods_for, parse_overrides, run_experiment, write_results)
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(LOSS_NAMES), choices=list(LOSS_NAMES))
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.5])
-    parser.add_argument("--restricted", nargs="+", default=["mask_mean"], choices=["mask_mean", "hadamard"],
+    parser.add_argument("--restricted", nargs="+", default=[DEFAULT_RESTRICTED], choices=list(RESTRICTED_READINGS),
                         help="readings of CLoss's restricted term; several: each ContextLoss method once per reading (the ablation)")
     parser.add_argument("--epochs", type=int, default=PRETRAIN_MAX_EPOCHS, help="the most pretraining epochs")
     parser.add_argument("--patience", type=int, default=PRETRAIN_PATIENCE,

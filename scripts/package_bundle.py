@@ -4,8 +4,8 @@ and record its SHA-256 in <zip>.sha256.
 
 Example:
     python scripts/package_bundle.py bundles/roads_2d --out dist/
-    python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.1.0.zip \
-        --sha256 https://HOST/roads_2d_v0.1.0.zip.sha256 --bundle_dir ./downloaded   # verified, atomic
+    python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.2.0.zip \
+        --sha256 https://HOST/roads_2d_v0.2.0.zip.sha256 --bundle_dir ./downloaded   # verified, atomic
 """
 
 import argparse

@@ -130,14 +130,19 @@ def test_run_layout_names_agree_with_the_bundles(tmp_path):
         assert stage == RunLayout.finetune_stage(loss_name, gamma, restricted) == RunLayout.stage_of(method.key)
         assert parser.get_parsed_content("output_dir") == str(RunLayout(tmp_path).log_dir(stage))
         assert parser.get_parsed_content("pretrained_path") == str(RunLayout(tmp_path).pretrained_model)
-    assert RunLayout.finetune_stage("dice_ce", 0.7) == "finetune_dice_ce"  # Dice & CE has no γ
-    assert RunLayout.finetune_stage("context", 0.2) == "finetune_context_g0.2"
+    assert RunLayout.finetune_stage("dice_ce", 0.7, "hadamard") == "finetune_dice_ce"  # Dice & CE has no γ
+    # run names keep their meaning across the change of default: the mask_mean run is unsuffixed, the rest named
+    assert RunLayout.finetune_stage("context", 0.2, "mask_mean") == "finetune_context_g0.2"
     assert RunLayout.finetune_stage("context", 0.2, "hadamard") == "finetune_context_g0.2_hadamard"  # its own logs and model
     from contextloss_monai.experiment import methods_for
+    from contextloss_monai.losses import DEFAULT_RESTRICTED, ContextLoss
 
+    assert ContextLoss().restricted == Method("context").restricted == DEFAULT_RESTRICTED == "hadamard"
+    assert ConfigParser.load_config_file(str(configs / "train.yaml"))["restricted"] == DEFAULT_RESTRICTED  # the bundles too
+    assert [m.key for m in methods_for(["context", "cldice"], [0.2])] == ["pretrained", "context_g0.2_hadamard", "cldice_g0.2"]
     ablation = methods_for(["dice_ce", "context", "cldice"], [0.2], ("mask_mean", "hadamard"))
     assert [m.key for m in ablation] == ["pretrained", "dice_ce", "context_g0.2", "context_g0.2_hadamard", "cldice_g0.2"]
-    assert ablation[3].label == "CLoss (γ = 0.2), hadamard reading"
+    assert [m.label for m in ablation[2:]] == ["CLoss (γ = 0.2), mask_mean reading", "CLoss (γ = 0.2)", "clDice (γ = 0.2)"]
     layout = RunLayout(tmp_path)
     assert layout.model(Method(None).key) == layout.pretrained_model == tmp_path / "models" / "pretrained.pt"
     assert layout.model() == tmp_path / "models" / "model.pt"

@@ -52,7 +52,7 @@ def test_benchmark_smoke_and_resume(tmp_path, capsys):
     assert benchmark.main(arguments) == 0
     out = tmp_path / "bench"
     rows = _rows(out / "results.csv")
-    assert [r["key"] for r in rows] == ["pretrained", "dice_ce", "thin_context_g0.3"]
+    assert [r["key"] for r in rows] == ["pretrained", "dice_ce", "thin_context_g0.3_hadamard"]
     assert all(float(r["seconds_per_epoch"]) > 0 for r in rows)
     # 4 training cases of fold 0 in batches of 2: 2 steps per epoch; 3 fine-tuning steps round up to 2 epochs
     assert [int(r["epochs"]) for r in rows] == [2, 2, 2] and [int(r["steps"]) for r in rows] == [4, 4, 4]
@@ -76,7 +76,7 @@ def test_results_table_mean_and_std():
 
 def test_method_labels():
     assert Method(None).label == "nnU-Net-style pretraining only" and Method(None).key == "pretrained"
-    assert Method("context_dice", 0.5).label == "CLoss (Dice) (γ = 0.5)" and Method("context", 0.2).key == "context_g0.2"
+    assert Method("context_dice", 0.5).label == "CLoss (Dice) (γ = 0.5)" and Method("context", 0.2).key == "context_g0.2_hadamard"
     with pytest.raises(KeyError):
         Method("unknown").label
 

@@ -23,27 +23,35 @@ def test_perfect_prediction_gives_the_scaled_pixel_loss():
     assert torch.allclose(loss, 0.8 * reference)
 
 
-def _fixed_mask_loss(logits, onehot, mask, gamma=0.2, alpha=0.5):
-    """Eq. 2 with a given mask on the foreground channel, written out by hand."""
+#: how much harder, at least, the restricted term (γ = 0.5) pushes the gap than the pixel loss alone, relative to
+#: the rest of the image, in the Hadamard reading (2.0 on this scene; 31 for mask_mean, which divides the restricted
+#: CE by the mask's 12 pixels instead of the image's 360; without a restricted term the ratio would stay 1)
+FACTOR_HADAMARD = 1.5
+
+
+def _fixed_mask_loss(logits, onehot, mask, gamma=0.2, alpha=0.5, restricted="hadamard"):
+    """Eq. 2 with a given mask on the foreground channel (one sample, one class), written out by hand: the
+    restricted CE divided by the mask's entries (``hadamard``) or its pixels (``mask_mean``)."""
     pixel = _dice_ce(alpha, softmax=True, include_background=False)(logits, onehot)
     probs = torch.softmax(logits, 1)[:, 1:]
     y = onehot[:, 1:]
     inter = (probs * mask * y * mask).sum()
     dice = 1 - (2 * inter + 1e-5) / ((probs * mask).sum() + (y * mask).sum() + 1e-5)
-    ce = (pixelwise_cross_entropy(logits, onehot) * mask).sum() / mask.sum()
+    ce = (pixelwise_cross_entropy(logits, onehot) * mask).sum() / (mask.numel() if restricted == "hadamard" else mask.sum())
     return (1 - gamma) * pixel + gamma * ((1 - alpha) * dice + alpha * ce)
 
 
-def test_value_and_gradient_match_eq2_with_a_detached_mask():
+@pytest.mark.parametrize("restricted", ["hadamard", "mask_mean", None])
+def test_value_and_gradient_match_eq2_with_a_detached_mask(restricted):
     pred, label = line_with_gap()
     onehot = torch.cat([~label, label], 1).float()
     base = logits_from(pred) + 0.3 * torch.randn(1, 2, 9, 40, generator=torch.Generator().manual_seed(0))
     a = base.clone().requires_grad_()
     b = base.clone().requires_grad_()
-    loss = ContextLoss(gamma=0.2, softmax=True)(a, onehot)
+    loss = ContextLoss(gamma=0.2, softmax=True, **({} if restricted is None else {"restricted": restricted}))(a, onehot)
     mask = critical_pixel_mask(pred, label).float()
     assert mask.sum() == 12
-    reference = _fixed_mask_loss(b, onehot, mask)
+    reference = _fixed_mask_loss(b, onehot, mask, restricted=restricted or "hadamard")  # None: the default
     assert torch.allclose(loss, reference, atol=1e-6)
     loss.backward()
     reference.backward()
@@ -51,18 +59,19 @@ def test_value_and_gradient_match_eq2_with_a_detached_mask():
     assert torch.isfinite(a.grad).all()
 
 
-def test_restricted_term_pushes_the_gap_harder_than_the_pixel_loss():
+@pytest.mark.parametrize("restricted, factor", [("hadamard", FACTOR_HADAMARD), ("mask_mean", 3)])
+def test_restricted_term_pushes_the_gap_harder_than_the_pixel_loss(restricted, factor):
     pred, label = line_with_gap()
     onehot = torch.cat([~label, label], 1).float()
     grads = {}
     for gamma in (0.0, 0.5):
         logits = logits_from(pred).requires_grad_()
-        ContextLoss(gamma=gamma, softmax=True)(logits, onehot).backward()
+        ContextLoss(gamma=gamma, softmax=True, restricted=restricted)(logits, onehot).backward()
         grads[gamma] = logits.grad[0, 1]
     gap = (label & ~pred)[0, 0]
     # relative to the rest of the image, the gap's foreground logits get a larger push with the mask
     ratio = {g: grads[g][gap].abs().mean() / grads[g][~gap].abs().mean() for g in grads}
-    assert ratio[0.5] > 3 * ratio[0.0]
+    assert ratio[0.5] > factor * ratio[0.0]
     assert (grads[0.5][gap] < 0).all(), "descending the loss raises the foreground logit in the gap"
 
 
@@ -105,7 +114,8 @@ def test_sigmoid_single_channel_path():
     assert torch.allclose(perfect, 0.8 * _dice_ce(sigmoid=True)((label.float() * 2 - 1) * 4, label.float()))
 
 
-def test_multi_class_one_mask_per_class():
+@pytest.mark.parametrize("restricted", ["hadamard", "mask_mean"])
+def test_multi_class_one_mask_per_class(restricted):
     pred_gap, label_line = line_with_gap()
     # class 1: the line with a gap; class 2: a perfectly predicted block
     labels = torch.zeros(1, 1, 9, 40)
@@ -115,7 +125,7 @@ def test_multi_class_one_mask_per_class():
     prediction[pred_gap] = 1
     prediction[..., 0:2, 0:10] = 2
     logits = 4 * torch.nn.functional.one_hot(prediction[:, 0], 3).permute(0, 3, 1, 2).float()
-    loss_fn = ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True)
+    loss_fn = ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True, restricted=restricted)
     onehot = torch.nn.functional.one_hot(labels[:, 0].long(), 3).permute(0, 3, 1, 2).float()
     pixel = _dice_ce(softmax=True, include_background=False)(logits, onehot)
     mask = torch.zeros(1, 2, 9, 40)
@@ -123,6 +133,8 @@ def test_multi_class_one_mask_per_class():
     probs = torch.softmax(logits, 1)[:, 1:]
     dice = DiceLoss(reduction="none")(probs * mask, onehot[:, 1:] * mask).flatten()[0]  # only class 1 has a mask
     ce = (pixelwise_cross_entropy(logits, onehot)[:, 0] * mask[:, 0]).sum() / mask.sum()
+    if restricted == "hadamard":  # the Dice over both classes' pairs (class 2's empty mask adds 0), the CE over all entries
+        dice, ce = dice / 2, ce * mask.sum() / mask.numel()
     expected = 0.8 * pixel + 0.2 * (0.5 * dice + 0.5 * ce)
     assert torch.allclose(loss_fn(logits, labels), expected, atol=1e-6)
 

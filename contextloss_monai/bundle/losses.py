@@ -7,7 +7,7 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_option
-from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss
+from contextloss_monai.losses import DEFAULT_RESTRICTED, ClDiceLoss, CompoundClDiceLoss, ContextLoss
 
 __all__ = ["CONTEXT_LOSS_NAMES", "LOSS_NAMES", "build_loss", "StackedDeepSupervisionLoss"]
 
@@ -48,7 +48,7 @@ def build_loss(
     iters: int = 50,
     skeleton: str = "soft",
     deep_supervision: bool = True,
-    restricted: str = "mask_mean",
+    restricted: str = DEFAULT_RESTRICTED,
 ) -> _Loss:
     """The loss of a stage for softmax logits and class-index labels ``(B, 1, *spatial)``.
 
@@ -70,7 +70,7 @@ def build_loss(
         iters: soft-skeleton iterations (clDice variants, ContextLoss with the soft skeleton).
         skeleton: ContextLoss's label skeleton, ``"soft"`` or ``"exact"``.
         deep_supervision: wrap in :class:`StackedDeepSupervisionLoss` (DynUNet with deep supervision).
-        restricted: ContextLoss's reading of the restricted term, ``"mask_mean"`` or ``"hadamard"``.
+        restricted: ContextLoss's reading of the restricted term, ``"hadamard"`` (default) or ``"mask_mean"``.
 
     Raises:
         ValueError: for an unknown ``name`` (naming the setting ``loss_name``) or a ``gamma`` outside ``[0, 1]``.

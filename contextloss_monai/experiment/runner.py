@@ -14,8 +14,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contextloss_monai.bundle.losses import CONTEXT_LOSS_NAMES, LOSS_NAMES
 from contextloss_monai.experiment.results import epoch_seconds, stage_steps
 from contextloss_monai.layout import RunLayout
+from contextloss_monai.losses import DEFAULT_RESTRICTED
 
 __all__ = ["FINETUNE_STEPS", "Method", "PRETRAIN_MAX_EPOCHS", "PRETRAIN_PATIENCE", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "parse_overrides", "pretrain", "run_experiment", "run_stage"]
 
@@ -31,11 +33,12 @@ FINETUNE_STEPS = 500
 @dataclass(frozen=True)
 class Method:
     """One row of the paper's tables: a fine-tuning loss (``None``: pretraining only), its γ, and for the
-    ContextLoss variants the reading of the restricted term (``"mask_mean"``, the default, or ``"hadamard"``)."""
+    ContextLoss variants the reading of the restricted term (``"hadamard"``, the default, or ``"mask_mean"``);
+    the other losses ignore it."""
 
     loss_name: str | None
     gamma: float = 0.2
-    restricted: str = "mask_mean"
+    restricted: str = DEFAULT_RESTRICTED
 
     @property
     def key(self) -> str:
@@ -44,13 +47,13 @@ class Method:
 
     @property
     def label(self) -> str:
-        from contextloss_monai.bundle.losses import LOSS_NAMES
-
         if self.loss_name is None:
             return "nnU-Net-style pretraining only"
         name = LOSS_NAMES[self.loss_name]
         name = name if self.loss_name == "dice_ce" else f"{name} (γ = {self.gamma:g})"
-        return name if self.restricted == "mask_mean" else f"{name}, {self.restricted} reading"
+        if self.loss_name not in CONTEXT_LOSS_NAMES or self.restricted == DEFAULT_RESTRICTED:
+            return name
+        return f"{name}, {self.restricted} reading"
 
 
 def bundle_setting(bundle_dir: str | os.PathLike, key: str, config: str = "train"):
@@ -140,17 +143,15 @@ def evaluate(bundle_dir, work_dir, method: Method, **overrides) -> dict:
     return json.loads(summary.read_text())
 
 
-def methods_for(names: list[str], gammas: list[float], readings: tuple[str, ...] = ("mask_mean",)) -> list[Method]:
+def methods_for(names: list[str], gammas: list[float], readings: tuple[str, ...] = (DEFAULT_RESTRICTED,)) -> list[Method]:
     """Pretraining only, then each named fine-tuning method (``dice_ce`` once, the others per γ, the
     ContextLoss variants also per reading of the restricted term)."""
-    from contextloss_monai.bundle.losses import CONTEXT_LOSS_NAMES
-
     methods = [Method(None)]
     for name in names:
         if name == "dice_ce":
             methods.append(Method(name, 0.0))
         else:
-            methods += [Method(name, g, r) for g in gammas for r in (readings if name in CONTEXT_LOSS_NAMES else ("mask_mean",))]
+            methods += [Method(name, g, r) for g in gammas for r in (readings if name in CONTEXT_LOSS_NAMES else (DEFAULT_RESTRICTED,))]
     return methods
 
 

@@ -1,13 +1,15 @@
 """ContextLoss and the baseline losses of the paper's tables, as MONAI losses."""
 
 from contextloss_monai.losses.cldice import ClDiceLoss, CompoundClDiceLoss
-from contextloss_monai.losses.context_loss import ContextLoss, binarize_prediction
+from contextloss_monai.losses.context_loss import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss, binarize_prediction
 from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
 
 __all__ = [
     "ClDiceLoss",
     "CompoundClDiceLoss",
     "ContextLoss",
+    "DEFAULT_RESTRICTED",
+    "RESTRICTED_READINGS",
     "binarize_prediction",
     "pixel_loss",
     "pixelwise_cross_entropy",

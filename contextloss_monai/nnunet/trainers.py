@@ -23,6 +23,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from contextloss_monai.bundle.losses import build_loss
+from contextloss_monai.losses import DEFAULT_RESTRICTED
 
 __all__ = [
     "TRAINERS",
@@ -68,7 +69,7 @@ class _TopologyLossTrainer(nnUNetTrainerDiceCEFinetune):
     alpha: float = 0.5
     iters: int = 50
     skeleton: str = "soft"
-    restricted: str = "mask_mean"
+    restricted: str = DEFAULT_RESTRICTED
 
     def topology_loss(self) -> torch.nn.Module:
         """The loss of one output: logits ``(B, C, *spatial)`` against class indices ``(B, 1, *spatial)``."""
