@@ -7,7 +7,7 @@ lowers it). For the pretrained models of a benchmark or demo run, this script me
 images how large each part is and how the gradient of the restricted cross-entropy and of the
 restricted Dice, with respect to the logits, divides between them::
 
-    python scripts/mask_gradients.py --bundle roads_2d --run outputs/benchmark_roads_2d --folds 0 1 2
+    python scripts/mask_gradients.py --bundle roads_2d --run outputs/benchmark_roads_2d --folds 0 1 2 --restricted mask_mean
 
 ``--run`` is an output folder of ``scripts/benchmark.py`` or ``scripts/demo.py`` (``data/`` and
 ``fold<k>/models/pretrained.pt``). Only the restricted term is differentiated (``gamma = 1``).
@@ -25,19 +25,23 @@ from tqdm import tqdm
 
 from contextloss_monai.bundle import dataset_items, load_weights
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.losses import ContextLoss
+from contextloss_monai.losses import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss
 from contextloss_monai.topology import critical_pixel_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def restricted_gradient_split(logits: torch.Tensor, label: torch.Tensor, iters: int = 50) -> dict[str, float]:
+def restricted_gradient_split(
+    logits: torch.Tensor, label: torch.Tensor, iters: int = 50, restricted: str = DEFAULT_RESTRICTED
+) -> dict[str, float]:
     """Pixels of ``M_fn`` / ``M_fp`` and the summed ``|∂L/∂(z_1 − z_0)|`` of the restricted CE and Dice on each.
 
     Args:
         logits: two-class logits ``(1, 2, *spatial)`` (background, foreground).
         label: binary foreground label ``(1, 1, *spatial)``.
         iters: soft-skeleton iterations, as in the loss.
+        restricted: the loss's reading of the restricted term (the split within each part does not depend on it,
+            the CE / Dice ratio does).
 
     Returns:
         ``{"fn_pixels", "fp_pixels", "ce_fn", "ce_fp", "dice_fn", "dice_fp"}``.
@@ -51,7 +55,7 @@ def restricted_gradient_split(logits: torch.Tensor, label: torch.Tensor, iters: 
     onehot = torch.cat([1 - label, label], 1).float()
     for name, alpha in (("ce", 1.0), ("dice", 0.0)):
         z = logits.detach().clone().requires_grad_(True)
-        ContextLoss(gamma=1.0, alpha=alpha, softmax=True, iters=iters)(z, onehot).backward()
+        ContextLoss(gamma=1.0, alpha=alpha, softmax=True, iters=iters, restricted=restricted)(z, onehot).backward()
         margin_grad = (z.grad[0, 1] - z.grad[0, 0]).abs()
         out.update({f"{name}_{part}": float(margin_grad[mask].sum()) for part, mask in parts.items()})
     return out
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="benchmark or demo output folder (data/, fold<k>/models/pretrained.pt)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
     parser.add_argument("--cases", type=int, default=8, help="training images per fold")
+    parser.add_argument("--restricted", default=DEFAULT_RESTRICTED, choices=list(RESTRICTED_READINGS),
+                        help=f"CLoss's reading of the restricted term (default: {DEFAULT_RESTRICTED})")
     args = parser.parse_args(argv)
 
     run = Path(args.run)
@@ -87,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             data = preprocessing(item)
             with torch.no_grad():
                 logits = inferer(data["image"][None].as_tensor(), network)
-            for key, value in restricted_gradient_split(logits, data["label"][None].as_tensor()).items():
+            for key, value in restricted_gradient_split(logits, data["label"][None].as_tensor(), restricted=args.restricted).items():
                 totals[key] = totals.get(key, 0.0) + value
 
-    print(f"\n{args.bundle}, pretrained models of {run}, folds {args.folds}, {args.cases} training images each:\n")
+    print(f"\n{args.bundle}, pretrained models of {run}, folds {args.folds}, {args.cases} training images each, "
+          f"{args.restricted} reading:\n")
     print("| | missed connections (M_fn) | false-positive connections (M_fp) |")
     print("|---|---|---|")
     print(f"| pixels of M | {_share(totals['fn_pixels'], totals['fp_pixels'])} | {_share(totals['fp_pixels'], totals['fn_pixels'])} |")
