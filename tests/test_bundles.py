@@ -35,7 +35,8 @@ def run_bundle(
     bundle_dir: Path, configs: list[str], *overrides: str, torchrun: bool = False, nproc: int = 2, expect_ok: bool = True
 ):
     config = "[" + ",".join(f"'configs/{c}.yaml'" for c in configs) + "]"
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if torchrun else [sys.executable]
+    # --standalone: a rendezvous on a free local port, so bundle tests running side by side (pytest -n) never share 29500
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if torchrun else [sys.executable]
     command = launcher + ["-m", "monai.bundle", "run", "--config_file", config, *overrides]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, cwd=bundle_dir, capture_output=True, text=True, env=env, timeout=600)
