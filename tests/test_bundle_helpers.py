@@ -149,6 +149,13 @@ def test_epoch_logger_keeps_validation_columns(tmp_path):
     assert [r["steps"] for r in rows] == ["2", "4", "6"]  # optimizer steps so far: two batches per epoch
     assert [r["val_mean_dice"] for r in rows] == ["", "0.5", ""]
     assert all(float(r["seconds"]) >= 0 and float(r["loss"]) == 1.0 for r in rows)
+    # the stage started again from scratch (not resumed): its 2 epochs replace the 3 rows, no duplicates
+    trainer = Engine(lambda e, b: {"loss": torch.tensor(2.0)})
+    EpochLogger(tmp_path, stage="pretrain").attach(trainer)
+    trainer.run([0, 1], max_epochs=2)
+    with (tmp_path / "training_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["epoch"], float(r["loss"])) for r in rows] == [("1", 2.0), ("2", 2.0)]
 
 
 @pytest.mark.parametrize("scores, patience, epochs_run", [([0.5, 0.6, 0.6, 0.55, 0.7], 2, 4), ([0.5, 0.6, 0.7, 0.8, 0.9], 2, 5),

@@ -12,6 +12,7 @@ import torch
 from conftest import logits_from
 
 from contextloss_monai.experiment import Method, results_table
+from contextloss_monai.layout import RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,17 @@ def test_benchmark_smoke_and_resume(tmp_path, capsys):
     assert benchmark.main(arguments) == 0
     assert {p: p.stat().st_mtime for p in (out / "fold0/models").glob("*.pt")} == stamps
     assert _rows(out / "results.csv") == rows
+    # a fine-tuning stopped after its epoch-2 checkpoint, before its model was written, and asked for one more
+    # epoch (5 steps: 3 epochs): it continues at epoch 3 from the checkpoint instead of starting afresh
+    layout, key = RunLayout(out / "fold0"), "thin_context_g0.3_hadamard"
+    layout.model(key).unlink()
+    log = layout.training_log(RunLayout.stage_of(key))
+    before = _rows(log)
+    steps = arguments.index("--finetune-steps") + 1
+    assert benchmark.main(arguments[:steps] + ["5"] + arguments[steps + 1:]) == 0
+    after = _rows(log)
+    assert [int(r["epoch"]) for r in after] == [1, 2, 3] and after[:2] == before  # epochs 1-2 not trained again
+    assert layout.model(key).is_file()
 
 
 def test_results_table_mean_and_std():

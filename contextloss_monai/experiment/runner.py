@@ -3,7 +3,8 @@ method from the same checkpoint, evaluate (with Algorithm 2 for the fine-tuned m
 
 Every stage goes through ``monai.bundle.run`` with the bundle's own configs; outputs go to a work
 folder (``bundle_root`` override, laid out by :class:`~contextloss_monai.layout.RunLayout`), never into the
-bundle. Finished stages are skipped, so an interrupted experiment resumes where it stopped.
+bundle. Finished stages are skipped and an interrupted training stage continues from its last epoch's
+checkpoint (the bundle's ``resume``), so an interrupted experiment resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -115,20 +116,23 @@ def run_stage(bundle_dir: str | os.PathLike, configs: list[str], work_dir: str |
 
 
 def pretrain(bundle_dir, work_dir, epochs: int, **overrides) -> Path:
-    """Pretraining with Dice & CE → ``models/pretrained.pt`` of ``work_dir`` (skipped when it exists)."""
+    """Pretraining with Dice & CE → ``models/pretrained.pt`` of ``work_dir`` (skipped when it exists; an
+    interrupted run continues from its last epoch's checkpoint)."""
     model = RunLayout(work_dir).pretrained_model
     if not model.is_file():
-        run_stage(bundle_dir, ["train"], work_dir, pretrain_epochs=epochs, **overrides)
+        run_stage(bundle_dir, ["train"], work_dir, pretrain_epochs=epochs, **{"resume": True, **overrides})
     return model
 
 
 def finetune(bundle_dir, work_dir, method: Method, pretrain_epochs: int, **overrides) -> Path:
-    """Fine-tuning from ``pretrained.pt`` with ``method`` → ``models/model_<key>.pt`` (skipped when it exists).
-    The bundle names the stage (``finetune_<key>``) from the same loss name and γ."""
+    """Fine-tuning from ``pretrained.pt`` with ``method`` → ``models/model_<key>.pt`` (skipped when it exists;
+    an interrupted run continues from its last epoch's checkpoint). The bundle names the stage
+    (``finetune_<key>``) from the same loss name, γ and reading."""
     model = RunLayout(work_dir).model(method.key)
     if not model.is_file():
         run_stage(bundle_dir, ["train", "finetune"], work_dir, pretrain_epochs=pretrain_epochs, loss_name=method.loss_name,
-                  gamma=method.gamma, restricted=method.restricted, model_filename=model.name, **overrides)
+                  gamma=method.gamma, restricted=method.restricted, model_filename=model.name,
+                  **{"resume": True, **overrides})
     return model
 
 

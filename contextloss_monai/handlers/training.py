@@ -29,7 +29,8 @@ logger = logging.getLogger("contextloss_monai")
 class EpochLogger:
     """Log one line per training epoch (mean loss, validation metrics, learning rate, seconds of training
     iterations without validation) and append it to ``<output_dir>/training_log.csv`` — the source of the
-    training-curve figures and of the runtime table.
+    training-curve figures and of the runtime table. A run that starts again at epoch ``e`` (afresh, or
+    resumed from a checkpoint older than the log's last row) replaces the log's rows from epoch ``e`` on.
 
     Attach it after the ``ValidationHandler`` so that the epoch's validation metrics are included.
 
@@ -79,7 +80,9 @@ class EpochLogger:
         rows = []
         if self.path.exists():  # rewrite with the union of columns: validation runs only every few epochs
             with self.path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
+                # rows of an earlier run from this epoch on belong to a run that was restarted or resumed
+                # from an older checkpoint: replaced, so that the log describes the epochs the model has
+                rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < engine.state.epoch]
         write_csv_rows(self.path, rows + [row])
 
 
