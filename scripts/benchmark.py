@@ -3,7 +3,8 @@
 that checkpoint, post-process, evaluate with the bundle's protocol, and write results.csv + results.md
 (Table 1 layout, mean ± std over folds, a paired per-image comparison with Dice & CE, and seconds per epoch
 per loss as in Table 7). Training is counted in optimizer steps: pretraining until validation Dice plateaus,
-then every method fine-tuned for the same number of steps (default 500). Resumable: finished stages are skipped.
+then every method fine-tuned for the same number of steps (default 500). Resumable: finished stages are skipped,
+and an interrupted training stage continues from its last epoch's checkpoint.
 
 Example:
     python scripts/benchmark.py --bundle roads_2d --folds 0 1 2 --methods dice_ce context --gammas 0.2
