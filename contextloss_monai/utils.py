@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "merge_csv_rows", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -103,3 +103,29 @@ def write_csv_rows(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     return write_text_atomic(path, stream.getvalue())
+
+
+def merge_csv_rows(path: str | os.PathLike, rows: Sequence[dict], key_columns: Sequence[str]) -> list[dict]:
+    """``rows`` added to those already stored in the CSV at ``path`` (read back as strings): a stored row whose
+    ``key_columns`` match a new row's is replaced by it in place, new keys follow in order; without a file,
+    ``rows``. Keys compare as text, so ``0`` and ``"0"`` are one key. Nothing is written.
+
+    Raises:
+        ValueError: when the stored CSV lacks one of ``key_columns`` (naming the file and the columns).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return list(rows)
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        stored = list(reader)
+        missing = [c for c in key_columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {missing}: expected a table with {list(key_columns)}.")
+
+    def key(row: dict) -> tuple[str, ...]:
+        return tuple(str(row[c]) for c in key_columns)
+
+    fresh = {key(row): row for row in rows}
+    merged = [fresh.pop(key(row), row) for row in stored]
+    return merged + list(fresh.values())

@@ -4,7 +4,8 @@ that checkpoint, post-process, evaluate with the bundle's protocol, and write re
 (Table 1 layout, mean ± std over folds, a paired per-image comparison with Dice & CE, and seconds per epoch
 per loss as in Table 7). Training is counted in optimizer steps: pretraining until validation Dice plateaus,
 then every method fine-tuned for the same number of steps (default 500). Resumable: finished stages are skipped,
-and an interrupted training stage continues from its last epoch's checkpoint.
+and an interrupted training stage continues from its last epoch's checkpoint; a later run into the same --out
+adds its methods and folds to the results (a method and fold run again replace their row).
 
 Example:
     python scripts/benchmark.py --bundle roads_2d --folds 0 1 2 --methods dice_ce context --gammas 0.2
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle import LOSS_NAMES
     from contextloss_monai.losses import DEFAULT_RESTRICTED, RESTRICTED_READINGS
     from contextloss_monai.experiment import (FINETUNE_STEPS, PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, bundle_setting, device_override,
-                                              methods_for, parse_overrides, run_experiment, write_results)
+                                              merge_results, methods_for, parse_overrides, run_experiment,
+                                              write_results)
 
     bundles = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.yaml").is_file())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides.setdefault("finetune_steps", args.finetune_steps or None)
     start = time.perf_counter()
     rows = run_experiment(bundle, out, data, args.folds, methods_for(args.methods, args.gammas, tuple(args.restricted)), args.epochs, **overrides)
-    csv_path, md_path = write_results(rows, out, title=f"{args.bundle}: {len(args.folds)} fold(s)")
+    rows = merge_results(out, rows)  # earlier runs into the same folder stay in the tables
+    folds = sorted({int(r["fold"]) for r in rows})
+    csv_path, md_path = write_results(rows, out, title=f"{args.bundle}: {len(folds)} fold(s) ({', '.join(map(str, folds))})")
     print(md_path.read_text())
     print(f"results: {csv_path} and {md_path} ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -6,8 +6,9 @@ The generators are calibrated on this table only — never on which fine-tuning 
 hard as the paper's data" when its pretrained AGS lands in the paper's band (AGS ± tolerance) and its
 errors have the paper's make-up (e.g. Roads: more loop errors, e1, than component errors, e0).
 
-Writes ``calibration.md`` / ``calibration.csv`` in ``--out`` and prints the table. Resumable like the
-benchmark: a kind whose pretraining and evaluation exist is not trained again.
+Writes ``calibration.md`` / ``calibration.csv`` in ``--out`` and prints the table; the kinds measured by an
+earlier run into the same ``--out`` stay in it. Resumable like the benchmark: a kind whose pretraining and
+evaluation exist is not trained again.
 
 Example:
     python scripts/calibrate_synthetic.py --bundles roads_2d              # one kind, about 6 minutes on 2 CPU cores
@@ -36,7 +37,7 @@ PAPER_ROWS = {
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.experiment import (PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, Method, bundle_setting, device_override,
                                               parse_overrides, run_experiment)
-    from contextloss_monai.utils import write_csv_rows, write_text_atomic
+    from contextloss_monai.utils import merge_csv_rows, write_csv_rows, write_text_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", default=list(PAPER_ROWS), choices=list(PAPER_ROWS))
@@ -71,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                      "in_band": inside, "paper_e0_gt": paper["e0_gt"], "e0_gt": round(result["e0_gt"], 3),
                      "e0": round(result["betti_e0"], 3), "e1": round(result["betti_e1"], 3),
                      "dice": round(100 * result["dice"], 2), "epochs": result["epochs"], "steps": result["steps"], "seconds": round(time.perf_counter() - start)})
+    rows = merge_csv_rows(out / "calibration.csv", rows, ("bundle",))  # the kinds measured before stay in the table
     lines = ["| bundle | paper AGS | ours AGS | in band | paper e0-Gt | ours e0-Gt | e0 | e1 | Dice | pretraining steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        paper_e0gt = "n/a" if r["paper_e0_gt"] is None else f"{r['paper_e0_gt']:.3f}"
-        lines.append(f"| {r['bundle']} | {r['paper_ags']:.1f} ± {r['band']:g} | {r['ags']:.2f} | {'yes' if r['in_band'] else 'no'} | "
-                     f"{paper_e0gt} | {r['e0_gt']:.3f} | {r['e0']:.3f} | {r['e1']:.3f} | {r['dice']:.2f} | {r['steps']} |")
+    for r in rows:  # this run's rows hold numbers, the stored ones text
+        paper_e0gt = "n/a" if r["paper_e0_gt"] in (None, "") else f"{float(r['paper_e0_gt']):.3f}"
+        lines.append(f"| {r['bundle']} | {float(r['paper_ags']):.1f} ± {float(r['band']):g} | {float(r['ags']):.2f} | "
+                     f"{'yes' if str(r['in_band']) == 'True' else 'no'} | {paper_e0gt} | {float(r['e0_gt']):.3f} | "
+                     f"{float(r['e0']):.3f} | {float(r['e1']):.3f} | {float(r['dice']):.2f} | {r['steps']} |")
     write_csv_rows(out / "calibration.csv", rows)
     table = "\n".join(lines) + "\n"
     write_text_atomic(out / "calibration.md", "# Pretrained model on the synthetic data vs the paper's nnU-Net row\n\n" + table)

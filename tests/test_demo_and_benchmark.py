@@ -177,8 +177,16 @@ def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_pat
     out = tmp_path / "calibration"
     arguments = ["--bundles", "vessap_3d", "--out", str(out), "--epochs", "1", "--n-train", "5", "--n-test", "1", "--size", "32",
                  "--override", "patch_size=[32,32,16]"]
+    # a kind measured by an earlier run stays in the table, its text values formatted like fresh numbers
+    earlier = {"bundle": "roads_2d", "paper_ags": 86.46, "band": 5.0, "ags": 83.38, "in_band": True, "paper_e0_gt": 0.699,
+               "e0_gt": 1.5, "e0": 2.531, "e1": 0.229, "dice": 79.92, "epochs": 100, "steps": 500, "seconds": 340}
+    from contextloss_monai.utils import write_csv_rows
+
+    write_csv_rows(out / "calibration.csv", [earlier])
     assert _script("calibrate_synthetic").main(arguments) == 0
-    (row,) = _rows(out / "calibration.csv")
+    stored, row = _rows(out / "calibration.csv")
+    assert stored == {k: str(v) for k, v in earlier.items()}
+    assert "| roads_2d | 86.5 ± 5 | 83.38 | yes | 0.699 | 1.500 | 2.531 | 0.229 | 79.92 | 500 |" in (out / "calibration.md").read_text()
     assert row["bundle"] == "vessap_3d" and float(row["paper_ags"]) == 96.0 and int(row["steps"]) == 2
     assert row["in_band"] == str(abs(float(row["ags"]) - 96.0) <= 3.0)
     assert (out / "vessap_3d/fold0/models/pretrained.pt").is_file()
@@ -205,3 +213,21 @@ def test_runtime_table_lists_each_folds_epochs_and_steps(tmp_path):
     ]
     _, md_path = write_results(rows, tmp_path)
     assert "| Dice & CE (pretraining) | 65, 100 | 325, 500 | 1.000 ± 0.000 |" in md_path.read_text()
+
+
+def test_merge_results_extends_the_stored_table(tmp_path):
+    """A later benchmark run into the same folder adds its methods and folds; a rerun pair replaces its row."""
+    from contextloss_monai.experiment.results import merge_results
+    from contextloss_monai.utils import write_csv_rows
+
+    def row(fold, key, dice):
+        return {"fold": fold, "method": key.upper(), "key": key, "dice": dice}
+
+    assert merge_results(tmp_path, [row(0, "dice_ce", 0.5)]) == [row(0, "dice_ce", 0.5)]  # nothing stored yet
+    write_csv_rows(tmp_path / "results.csv", [row(0, "dice_ce", 0.5), row(0, "context_g0.2", 0.6), row(1, "dice_ce", 0.7)])
+    merged = merge_results(tmp_path, [row(1, "dice_ce", 0.8), row(0, "context_g0.1", 0.9)])
+    assert [(int(r["fold"]), r["key"], float(r["dice"])) for r in merged] == [
+        (0, "dice_ce", 0.5), (0, "context_g0.2", 0.6), (1, "dice_ce", 0.8), (0, "context_g0.1", 0.9)]
+    write_csv_rows(tmp_path / "results.csv", [{"image": "a", "dice": 0.5}])
+    with pytest.raises(ValueError, match=r"results.csv lacks the column\(s\) \['fold', 'key'\]"):
+        merge_results(tmp_path, [row(0, "dice_ce", 0.5)])

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import write_csv_rows, write_text_atomic
+from contextloss_monai.utils import merge_csv_rows, write_csv_rows, write_text_atomic
 
-__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "epoch_seconds", "mean_std", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
+__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
 
 #: summary.json metric → column of the paper's Table 1
 PAPER_COLUMNS = (("dice", "Dice"), ("cldice", "clDice"), ("betti_e", "e"), ("betti_e1", "e1"), ("betti_e0", "e0"),
@@ -123,6 +123,13 @@ def _distinct(rows: list[dict], column: str) -> str:
     """The distinct whole numbers of ``column`` over ``rows``, ascending and comma-separated (pretraining may
     stop early in some folds), ``"n/a"`` when no row has one."""
     return ", ".join(str(v) for v in sorted({int(r[column]) for r in rows if r.get(column) not in (None, "")})) or "n/a"
+
+
+def merge_results(out_dir, rows: list[dict]) -> list[dict]:
+    """``rows`` added to the rows already in ``out_dir/results.csv`` (:func:`~contextloss_monai.utils.merge_csv_rows`
+    on fold and method key): a later run of the benchmark into the same output folder (one more method or fold)
+    extends its tables instead of replacing them, and a (fold, method) run again replaces its row."""
+    return merge_csv_rows(Path(out_dir) / "results.csv", rows, ("fold", "key"))
 
 
 def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
