@@ -109,6 +109,29 @@ def test_trees_and_networks_are_connected(kind):
     assert not retina.label[retina.mask == 0].any()  # vessels only inside the field of view
 
 
+def test_thin_retina_vessels_fade_in_and_out_in_the_image_not_in_the_label(monkeypatch):
+    """HRF's way of being hard: thin vessels fade in and out along their course, so a pixel-wise model finds them
+    in pieces, while the label runs on. Against the same seed without the fading: same label, the image
+    changed only on and next to thin vessels, and there at many places by most of the vessel's contrast."""
+    from scipy import ndimage
+
+    from contextloss_monai.data.synthetic import retina
+
+    faded = retina.make_retina(size=256, seed=7)
+    monkeypatch.setattr(retina, "THIN_FLICKER", (1.0, 0.0))
+    steady = retina.make_retina(size=256, seed=7)
+    np.testing.assert_array_equal(faded.label, steady.label)
+    label = steady.label.astype(bool)
+    difference = np.abs(faded.image.astype(float) - steady.image.astype(float)).mean(-1)
+    assert (difference[~ndimage.binary_dilation(label, iterations=3)] <= 1).all()  # nothing but the vessels changes
+    darkening = ndimage.median_filter(steady.image.astype(float).mean(-1), size=9) - steady.image.astype(float).mean(-1)
+    depth = ndimage.distance_transform_edt(label)
+    thin = label & (ndimage.maximum_filter(depth, size=5) <= 1.5) & (darkening > 2)  # visible vessels 2–3 px wide
+    faded_share = difference[thin] / darkening[thin]
+    assert thin.sum() > 200 and (faded_share > 0.5).mean() > 0.04, "thin vessels do not fade"
+    assert (difference[depth >= 2] > 1).mean() < 0.1  # the main vessels keep their contrast
+
+
 @pytest.mark.parametrize("kind, bad", [("roads", 16), ("retina", 0), ("vessels3d", 8), ("sheets3d", 2.5)])
 def test_bad_size(kind, bad):
     with pytest.raises(ValueError, match="size"):
