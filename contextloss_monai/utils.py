@@ -1,4 +1,4 @@
-"""Small helpers every layer uses: the one conversion of tensors to NumPy, atomic CSV writing, the rank test."""
+"""Small helpers every layer uses: the one conversion of tensors to NumPy, atomic CSV writing and reading, the rank test."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "merge_csv_rows", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "merge_csv_rows", "read_csv_rows", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -105,6 +105,13 @@ def write_csv_rows(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
     return write_text_atomic(path, stream.getvalue())
 
 
+def read_csv_rows(path: str | os.PathLike) -> list[dict]:
+    """The rows of the CSV at ``path`` as dictionaries of strings (column -> text), the counterpart of
+    :func:`write_csv_rows`; a column a row leaves empty reads as ``""``."""
+    with Path(path).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def merge_csv_rows(path: str | os.PathLike, rows: Sequence[dict], key_columns: Sequence[str]) -> list[dict]:
     """``rows`` added to those already stored in the CSV at ``path`` (read back as strings): a stored row whose
     ``key_columns`` match a new row's is replaced by it in place, new keys follow in order; without a file,
@@ -116,10 +123,8 @@ def merge_csv_rows(path: str | os.PathLike, rows: Sequence[dict], key_columns: S
     path = Path(path)
     if not path.is_file():
         return list(rows)
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        stored = list(reader)
-        missing = [c for c in key_columns if c not in (reader.fieldnames or [])]
+    stored = read_csv_rows(path)
+    missing = [c for c in key_columns if stored and c not in stored[0]]
     if missing:
         raise ValueError(f"{path} lacks the column(s) {missing}: expected a table with {list(key_columns)}.")
 

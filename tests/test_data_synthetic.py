@@ -132,6 +132,28 @@ def test_thin_retina_vessels_fade_in_and_out_in_the_image_not_in_the_label(monke
     assert (difference[depth >= 2] > 1).mean() < 0.1  # the main vessels keep their contrast
 
 
+def test_cement_layers_fade_in_the_image_not_in_the_label(monkeypatch):
+    """CLD's way of being hard: cement lines are only partly visible. Against the same seed without the fading:
+    same label, the image changed only on and next to the layers, and there a good share of the layers' centre
+    voxels lose most of their contrast while others keep it."""
+    from scipy import ndimage
+
+    from contextloss_monai.data.synthetic import sheets3d
+
+    faded = sheets3d.make_sheets3d(size=48, seed=3)
+    monkeypatch.setattr(sheets3d, "LAYER_FADING", (1.0, 0.0))
+    steady = sheets3d.make_sheets3d(size=48, seed=3)
+    np.testing.assert_array_equal(faded.label, steady.label)
+    label = steady.label.astype(bool)
+    difference = np.abs(faded.image - steady.image)[..., 0]
+    assert (difference[~ndimage.binary_dilation(label, iterations=4)] < 0.01).all()  # nothing but the layers changes
+    contrast = ndimage.gaussian_filter(label.astype(np.float32), sigma=1.2) * 0.35  # the layers' unfaded contrast
+    centre = label & (ndimage.distance_transform_edt(label) >= 1)
+    lost = difference[centre] / contrast[centre]
+    assert 0.3 < (lost > 0.7).mean() < 0.9, "layers do not fade over a good share of their course"
+    assert (lost < 0.1).mean() > 0.04, "no stretch of a layer keeps its contrast"
+
+
 @pytest.mark.parametrize("kind, bad", [("roads", 16), ("retina", 0), ("vessels3d", 8), ("sheets3d", 2.5)])
 def test_bad_size(kind, bad):
     with pytest.raises(ValueError, match="size"):

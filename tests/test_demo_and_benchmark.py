@@ -215,6 +215,16 @@ def test_runtime_table_lists_each_folds_epochs_and_steps(tmp_path):
     assert "| Dice & CE (pretraining) | 65, 100 | 325, 500 | 1.000 ± 0.000 |" in md_path.read_text()
 
 
+def test_csv_rows_read_back_as_text_with_the_union_of_columns(tmp_path):
+    from contextloss_monai.utils import read_csv_rows, write_csv_rows
+
+    write_csv_rows(tmp_path / "t.csv", [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "val_dice": 0.25, "loss": 0.4}])
+    assert read_csv_rows(tmp_path / "t.csv") == [{"epoch": "1", "loss": "0.5", "val_dice": ""},
+                                                 {"epoch": "2", "loss": "0.4", "val_dice": "0.25"}]
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        read_csv_rows(tmp_path / "missing.csv")
+
+
 def test_merge_results_extends_the_stored_table(tmp_path):
     """A later benchmark run into the same folder adds its methods and folds; a rerun pair replaces its row."""
     from contextloss_monai.experiment.results import merge_results

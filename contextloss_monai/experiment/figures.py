@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from contextloss_monai.utils import read_csv_rows
 
 __all__ = ["gap_overlay", "label_gaps", "plot_gap_overlay", "plot_training_curves"]
 
@@ -45,10 +46,7 @@ def plot_training_curves(logs: Mapping[str, str | os.PathLike], path: str | os.P
     stages (``label -> training_log.csv``), each fine-tuning stage drawn after the pretraining it started from."""
     plt = _agg()
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
-    tables = {}
-    for label, csv_path in logs.items():
-        with open(csv_path) as handle:
-            tables[label] = list(csv.DictReader(handle))
+    tables = {label: read_csv_rows(csv_path) for label, csv_path in logs.items()}
     tables = {label: rows for label, rows in tables.items() if rows}
     unit = "steps" if tables and all(rows[0].get("steps") for rows in tables.values()) else "epoch"  # one axis for all
     offset = 0

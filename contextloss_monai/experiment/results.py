@@ -3,12 +3,11 @@ with Dice & CE, and Table 7 (steps and seconds per epoch per loss), as ``results
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import merge_csv_rows, write_csv_rows, write_text_atomic
+from contextloss_monai.utils import merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
 
 __all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
 
@@ -22,8 +21,7 @@ def training_rows(work_dir, stage: str) -> list[dict]:
     path = RunLayout(work_dir).training_log(stage)
     if not path.is_file():
         return []
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
+    return read_csv_rows(path)
 
 
 def epoch_seconds(work_dir, stage: str) -> list[float]:
@@ -75,8 +73,7 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
         path = RunLayout(Path(out_dir) / f"fold{fold}").image_metrics(key)
         if not path.is_file():
             return {}
-        with path.open() as handle:
-            return {row["image"]: row for row in csv.DictReader(handle)}
+        return {row["image"]: row for row in read_csv_rows(path)}
 
     tables = {(fold, key): per_image(fold, key) for fold in folds for key in keys}  # each metrics.csv read once
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -19,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from contextloss_monai.checks import check_positive_int
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import batch_filenames, is_main_process, save_atomic, to_numpy, write_csv_rows
+from contextloss_monai.utils import batch_filenames, is_main_process, read_csv_rows, save_atomic, to_numpy, write_csv_rows
 
 __all__ = ["EarlyStopOnPlateau", "EpochLogger", "FinalModelSaver", "ResumeFromLastCheckpoint", "StopOnNonFiniteLoss", "TrainingStateSaver"]
 
@@ -79,10 +78,9 @@ class EpochLogger:
         )
         rows = []
         if self.path.exists():  # rewrite with the union of columns: validation runs only every few epochs
-            with self.path.open(newline="") as handle:
-                # rows of an earlier run from this epoch on belong to a run that was restarted or resumed
-                # from an older checkpoint: replaced, so that the log describes the epochs the model has
-                rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < engine.state.epoch]
+            # rows of an earlier run from this epoch on belong to a run that was restarted or resumed
+            # from an older checkpoint: replaced, so that the log describes the epochs the model has
+            rows = [r for r in read_csv_rows(self.path) if int(r["epoch"]) < engine.state.epoch]
         write_csv_rows(self.path, rows + [row])
 
 
