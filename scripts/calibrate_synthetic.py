@@ -7,8 +7,8 @@ hard as the paper's data" when its pretrained AGS lands in the paper's band (AGS
 errors have the paper's make-up (e.g. Roads: more loop errors, e1, than component errors, e0).
 
 Writes ``calibration.md`` / ``calibration.csv`` in ``--out`` and prints the table; the kinds measured by an
-earlier run into the same ``--out`` stay in it. Resumable like the benchmark: a kind whose pretraining and
-evaluation exist is not trained again.
+earlier run into the same ``--out`` stay in it; ``seconds`` is the pretraining's training time from its log.
+Resumable like the benchmark: a kind whose pretraining and evaluation exist is not trained again.
 
 Example:
     python scripts/calibrate_synthetic.py --bundles roads_2d              # one kind, about 6 minutes on 2 CPU cores
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +35,8 @@ PAPER_ROWS = {
 
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.experiment import (PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, Method, bundle_setting, device_override,
-                                              parse_overrides, run_experiment)
-    from contextloss_monai.utils import merge_csv_rows, write_csv_rows, write_text_atomic
+                                              epoch_seconds, parse_overrides, run_experiment)
+    from contextloss_monai.utils import merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", default=list(PAPER_ROWS), choices=list(PAPER_ROWS))
@@ -59,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).absolute()
     rows = []
     for name in args.bundles:
-        start = time.perf_counter()
         bundle = ROOT / "bundles" / name
         data = out / name / "data"
         if not (data / "dataset.json").is_file():
@@ -71,16 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"bundle": name, "paper_ags": paper["ags"], "band": paper["band"], "ags": round(result["ags"], 2),
                      "in_band": inside, "paper_e0_gt": paper["e0_gt"], "e0_gt": round(result["e0_gt"], 3),
                      "e0": round(result["betti_e0"], 3), "e1": round(result["betti_e1"], 3),
-                     "dice": round(100 * result["dice"], 2), "epochs": result["epochs"], "steps": result["steps"], "seconds": round(time.perf_counter() - start)})
-    rows = merge_csv_rows(out / "calibration.csv", rows, ("bundle",))  # the kinds measured before stay in the table
+                     "dice": round(100 * result["dice"], 2), "epochs": result["epochs"], "steps": result["steps"],
+                     # the pretraining's training seconds from its log: the same when a finished run is re-read
+                     "seconds": round(sum(epoch_seconds(out / name / f"fold{args.fold}", "pretrain")), 1)})
+    # the kinds measured before stay in the table; every row is formatted as read back (text)
+    write_csv_rows(out / "calibration.csv", merge_csv_rows(out / "calibration.csv", rows, ("bundle",)))
     lines = ["| bundle | paper AGS | ours AGS | in band | paper e0-Gt | ours e0-Gt | e0 | e1 | Dice | pretraining steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:  # this run's rows hold numbers, the stored ones text
-        paper_e0gt = "n/a" if r["paper_e0_gt"] in (None, "") else f"{float(r['paper_e0_gt']):.3f}"
+    for r in read_csv_rows(out / "calibration.csv"):
+        paper_e0gt = "n/a" if not r["paper_e0_gt"] else f"{float(r['paper_e0_gt']):.3f}"
         lines.append(f"| {r['bundle']} | {float(r['paper_ags']):.1f} ± {float(r['band']):g} | {float(r['ags']):.2f} | "
-                     f"{'yes' if str(r['in_band']) == 'True' else 'no'} | {paper_e0gt} | {float(r['e0_gt']):.3f} | "
+                     f"{'yes' if r['in_band'] == 'True' else 'no'} | {paper_e0gt} | {float(r['e0_gt']):.3f} | "
                      f"{float(r['e0']):.3f} | {float(r['e1']):.3f} | {float(r['dice']):.2f} | {r['steps']} |")
-    write_csv_rows(out / "calibration.csv", rows)
     table = "\n".join(lines) + "\n"
     write_text_atomic(out / "calibration.md", "# Pretrained model on the synthetic data vs the paper's nnU-Net row\n\n" + table)
     print(table)

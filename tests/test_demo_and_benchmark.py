@@ -192,6 +192,9 @@ def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_pat
     assert (out / "vessap_3d/fold0/models/pretrained.pt").is_file()
     assert not any((out / "vessap_3d/fold0/models").glob("model_*.pt"))  # nothing fine-tuned
     assert "| vessap_3d | 96.0 ± 3 |" in capsys.readouterr().out
+    assert float(row["seconds"]) > 0  # the pretraining's training time from its log ...
+    assert _script("calibrate_synthetic").main(arguments) == 0  # ... kept when the finished run is re-read
+    assert _rows(out / "calibration.csv") == [stored, row]
 
 
 def test_parse_overrides_reads_yaml_values_and_names_a_bad_item():
