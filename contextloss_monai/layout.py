@@ -36,7 +36,7 @@ class RunLayout:
         root: the run's folder (a bundle's ``bundle_root``).
 
     Example:
-        >>> layout = RunLayout("outputs/demo/fold0")
+        >>> layout = RunLayout.of_fold("outputs/demo", 0)  # RunLayout("outputs/demo/fold0")
         >>> layout.training_log(RunLayout.finetune_stage("context", 0.2, "hadamard"))
         PosixPath('outputs/demo/fold0/logs/finetune_context_g0.2_hadamard/training_log.csv')
     """
@@ -59,6 +59,11 @@ class RunLayout:
 
     def __init__(self, root: str | os.PathLike) -> None:
         object.__setattr__(self, "root", Path(root))
+
+    @classmethod
+    def of_fold(cls, out_dir: str | os.PathLike, fold: int) -> "RunLayout":
+        """The layout of one fold's run inside an experiment folder (``out_dir/fold<fold>``)."""
+        return cls(Path(out_dir) / f"fold{fold}")
 
     # names ------------------------------------------------------------------------------------------
     @staticmethod

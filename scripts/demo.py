@@ -77,6 +77,7 @@ LENGTHS = {"cpu": (60, 300, [96, 96]), "cuda": (300, 2000, [128, 128])}
 
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.experiment import PRETRAIN_PATIENCE, device_override, run_experiment, write_results
+    from contextloss_monai.layout import RunLayout
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "demo"), help="output folder (default: outputs/demo)")
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = [PRETRAINED, BASELINE, CLOSS]
     rows = run_experiment(BUNDLE, out, data, args.folds, methods, args.epochs, **overrides)
     _, md_path = write_results(rows, out, title=f"Demo: synthetic roads, {len(args.folds)} fold(s), {args.finetune_steps} fine-tuning steps per method")
-    figures = write_figures(out, out / f"fold{args.folds[0]}", args.figures)
+    figures = write_figures(out, RunLayout.of_fold(out, args.folds[0]).root, args.figures)
     print("\n" + md_path.read_text())
     print("figures:\n" + "\n".join(f"  {f}" for f in figures))
     print(f"\nall outputs in {out} ({time.perf_counter() - start:.0f} s)")

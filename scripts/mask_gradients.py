@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     inferer = config.get_parsed_content("inferer")
     totals: dict[str, float] = {}
     for fold in args.folds:
-        network = load_weights(config.get_parsed_content("network_def", lazy=False), RunLayout(run / f"fold{fold}").pretrained_model,
+        network = load_weights(config.get_parsed_content("network_def", lazy=False), RunLayout.of_fold(run, fold).pretrained_model,
                                setting="--run").eval()
         items = dataset_items(run / "data", role="train", fold=fold)[: args.cases]
         if not items:

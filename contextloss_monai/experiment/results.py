@@ -70,7 +70,7 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
     folds = sorted({int(r["fold"]) for r in rows})
 
     def per_image(fold: int, key: str) -> dict[str, dict]:
-        path = RunLayout(Path(out_dir) / f"fold{fold}").image_metrics(key)
+        path = RunLayout.of_fold(out_dir, fold).image_metrics(key)
         if not path.is_file():
             return {}
         return {row["image"]: row for row in read_csv_rows(path)}

@@ -166,7 +166,7 @@ def run_experiment(
     fold and method with the summary means and the fine-tuning seconds per epoch. Finished stages are skipped."""
     rows = []
     for fold in folds:
-        work = Path(out_dir) / f"fold{fold}"
+        work = RunLayout.of_fold(out_dir, fold).root
         common = dict(dataset_dir=str(dataset_dir), fold=fold, **overrides)
         pretrain(bundle_dir, work, pretrain_epochs, **common)
         for method in methods:
