@@ -105,11 +105,25 @@ def write_csv_rows(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
     return write_text_atomic(path, stream.getvalue())
 
 
-def read_csv_rows(path: str | os.PathLike) -> list[dict]:
+def read_csv_rows(path: str | os.PathLike, required_columns: Sequence[str] = ()) -> list[dict]:
     """The rows of the CSV at ``path`` as dictionaries of strings (column -> text), the counterpart of
-    :func:`write_csv_rows`; a column a row leaves empty reads as ``""``."""
+    :func:`write_csv_rows`; a column a row leaves empty reads as ``""``.
+
+    Args:
+        path: the CSV file.
+        required_columns: columns its header must name (checked on the header, so a table without rows is
+            checked too); a file with no header at all (what :func:`write_csv_rows` writes for no rows) has no rows.
+
+    Raises:
+        ValueError: when the header lacks one of ``required_columns`` (naming the file and the columns).
+    """
     with Path(path).open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    missing = [c for c in required_columns if reader.fieldnames and c not in reader.fieldnames]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {missing}: expected a table with {list(required_columns)}.")
+    return rows
 
 
 def merge_csv_rows(path: str | os.PathLike, rows: Sequence[dict], key_columns: Sequence[str]) -> list[dict]:
@@ -118,15 +132,12 @@ def merge_csv_rows(path: str | os.PathLike, rows: Sequence[dict], key_columns: S
     ``rows``. Keys compare as text, so ``0`` and ``"0"`` are one key. Nothing is written.
 
     Raises:
-        ValueError: when the stored CSV lacks one of ``key_columns`` (naming the file and the columns).
+        ValueError: when the stored CSV's header lacks one of ``key_columns`` (:func:`read_csv_rows`).
     """
     path = Path(path)
     if not path.is_file():
         return list(rows)
-    stored = read_csv_rows(path)
-    missing = [c for c in key_columns if stored and c not in stored[0]]
-    if missing:
-        raise ValueError(f"{path} lacks the column(s) {missing}: expected a table with {list(key_columns)}.")
+    stored = read_csv_rows(path, key_columns)
 
     def key(row: dict) -> tuple[str, ...]:
         return tuple(str(row[c]) for c in key_columns)

@@ -226,6 +226,9 @@ def test_csv_rows_read_back_as_text_with_the_union_of_columns(tmp_path):
                                                  {"epoch": "2", "loss": "0.4", "val_dice": "0.25"}]
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         read_csv_rows(tmp_path / "missing.csv")
+    assert read_csv_rows(tmp_path / "t.csv", ("epoch", "val_dice")) != []
+    with pytest.raises(ValueError, match=r"t.csv lacks the column\(s\) \['seconds'\]"):
+        read_csv_rows(tmp_path / "t.csv", ("epoch", "seconds"))
 
 
 def test_merge_results_extends_the_stored_table(tmp_path):
@@ -244,3 +247,8 @@ def test_merge_results_extends_the_stored_table(tmp_path):
     write_csv_rows(tmp_path / "results.csv", [{"image": "a", "dice": 0.5}])
     with pytest.raises(ValueError, match=r"results.csv lacks the column\(s\) \['fold', 'key'\]"):
         merge_results(tmp_path, [row(0, "dice_ce", 0.5)])
+    (tmp_path / "results.csv").write_text("image,dice\r\n")  # a header without rows is checked too
+    with pytest.raises(ValueError, match=r"results.csv lacks the column\(s\) \['fold', 'key'\]"):
+        merge_results(tmp_path, [row(0, "dice_ce", 0.5)])
+    write_csv_rows(tmp_path / "results.csv", [])  # no header at all: nothing stored
+    assert merge_results(tmp_path, [row(0, "dice_ce", 0.5)]) == [row(0, "dice_ce", 0.5)]

@@ -73,7 +73,7 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
         path = RunLayout.of_fold(out_dir, fold).image_metrics(key)
         if not path.is_file():
             return {}
-        return {row["image"]: row for row in read_csv_rows(path)}
+        return {row["image"]: row for row in read_csv_rows(path, ("image",))}
 
     tables = {(fold, key): per_image(fold, key) for fold in folds for key in keys}  # each metrics.csv read once
 

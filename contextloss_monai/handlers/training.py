@@ -80,7 +80,7 @@ class EpochLogger:
         if self.path.exists():  # rewrite with the union of columns: validation runs only every few epochs
             # rows of an earlier run from this epoch on belong to a run that was restarted or resumed
             # from an older checkpoint: replaced, so that the log describes the epochs the model has
-            rows = [r for r in read_csv_rows(self.path) if int(r["epoch"]) < engine.state.epoch]
+            rows = [r for r in read_csv_rows(self.path, ("epoch",)) if int(r["epoch"]) < engine.state.epoch]
         write_csv_rows(self.path, rows + [row])
 
 

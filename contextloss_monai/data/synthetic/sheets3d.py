@@ -8,7 +8,7 @@ from scipy import ndimage
 from contextloss_monai.data.synthetic.common import SyntheticSample, ball_mask, smooth_noise, volume_shape
 from contextloss_monai.topology.components import label_components
 
-__all__ = ["LAYER_FADING", "make_sheets3d"]
+__all__ = ["LAYER_FADING", "LAYER_FADING_SIGMA", "make_sheets3d"]
 
 #: along every layer the contrast is multiplied by ``clip(mean + std · z, 0.05, 1)``, ``z`` smooth unit noise
 #: over about six voxels: the layers fade out over large stretches and come back, as cement lines do in
