@@ -10,6 +10,7 @@ adds its methods and folds to the results (a method and fold run again replace t
 Example:
     python scripts/benchmark.py --bundle roads_2d --folds 0 1 2 --methods dice_ce context --gammas 0.2
     python scripts/benchmark.py --bundle vessap_3d --data /data/vessap_prepared --folds 0 1 2 3 4
+    python scripts/benchmark.py --bundle vessap_3d --out outputs/comparison_vessap_3d --folds 0 --methods dice_ce --archive docs/results/comparison_vessap_3d
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle import LOSS_NAMES
     from contextloss_monai.losses import DEFAULT_RESTRICTED, RESTRICTED_READINGS
-    from contextloss_monai.experiment import (FINETUNE_STEPS, PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, bundle_setting, device_override,
+    from contextloss_monai.experiment import (FINETUNE_STEPS, PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, archive_results, bundle_setting, device_override,
                                               merge_results, methods_for, parse_overrides, run_experiment,
                                               write_results)
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: CUDA when available; mixed precision on CUDA)")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
                         help="bundle settings for every stage, e.g. patch_size=[64,64] (values parsed as YAML)")
+    parser.add_argument("--archive", default=None, metavar="DIR",
+                        help="also copy the tables and the per-image metrics they come from to DIR (a few kB, to commit; e.g. docs/results/<run>)")
     args = parser.parse_args(argv)
 
     from contextloss_monai.data.synthetic import write_synthetic_dataset
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     csv_path, md_path = write_results(rows, out, title=f"{args.bundle}: {len(folds)} fold(s) ({', '.join(map(str, folds))})")
     print(md_path.read_text())
     print(f"results: {csv_path} and {md_path} ({time.perf_counter() - start:.0f} s)")
+    if args.archive:
+        archived = archive_results(out, args.archive)
+        print(f"archived {len(archived)} files to {args.archive}")
     return 0
 
 

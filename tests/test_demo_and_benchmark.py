@@ -63,9 +63,15 @@ def test_benchmark_smoke_and_resume(tmp_path, capsys):
     # resumable: a second run repeats nothing (no stage reruns, the models keep their timestamps)
     stamps = {p: p.stat().st_mtime for p in (out / "fold0/models").glob("*.pt")}
     capsys.readouterr()
-    assert benchmark.main(arguments) == 0
+    archive = tmp_path / "archive"
+    assert benchmark.main(arguments + ["--archive", str(archive)]) == 0
     assert {p: p.stat().st_mtime for p in (out / "fold0/models").glob("*.pt")} == stamps
     assert _rows(out / "results.csv") == rows
+    # --archive: the tables and the per-image metrics behind them, nothing else
+    assert (archive / "results.md").read_text() == table and _rows(archive / "results.csv") == rows
+    assert {p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file()} == {"results.csv", "results.md"} | {
+        f"fold0/eval/{r['key']}/{name}" for r in rows for name in ("metrics.csv", "summary.json")}
+    assert f"archived 8 files to {archive}" in capsys.readouterr().out
     # a fine-tuning stopped after its epoch-2 checkpoint, before its model was written, and asked for one more
     # epoch (5 steps: 3 epochs): it continues at epoch 3 from the checkpoint instead of starting afresh
     layout, key = RunLayout(out / "fold0"), "thin_context_g0.3_hadamard"

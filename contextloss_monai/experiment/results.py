@@ -4,12 +4,17 @@ with Dice & CE, and Table 7 (steps and seconds per epoch per loss), as ``results
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
+from contextloss_monai.utils import atomic_file, merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
 
-__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
+__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "RESULTS_CSV", "RESULTS_MD", "archive_results", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
+
+#: an experiment's tables, in its output folder: one row per fold and method, and the paper's tables from them
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
 
 #: summary.json metric → column of the paper's Table 1
 PAPER_COLUMNS = (("dice", "Dice"), ("cldice", "clDice"), ("betti_e", "e"), ("betti_e1", "e1"), ("betti_e0", "e0"),
@@ -126,7 +131,7 @@ def merge_results(out_dir, rows: list[dict]) -> list[dict]:
     """``rows`` added to the rows already in ``out_dir/results.csv`` (:func:`~contextloss_monai.utils.merge_csv_rows`
     on fold and method key): a later run of the benchmark into the same output folder (one more method or fold)
     extends its tables instead of replacing them, and a (fold, method) run again replaces its row."""
-    return merge_csv_rows(Path(out_dir) / "results.csv", rows, ("fold", "key"))
+    return merge_csv_rows(Path(out_dir) / RESULTS_CSV, rows, ("fold", "key"))
 
 
 def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
@@ -135,7 +140,7 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
     seconds per epoch of each loss — the paper's Table 7), generated from the rows and the folds' per-image
     metrics in ``out_dir``."""
     out_dir = Path(out_dir)
-    csv_path = write_csv_rows(out_dir / "results.csv", rows)
+    csv_path = write_csv_rows(out_dir / RESULTS_CSV, rows)
     paired = paired_comparison(out_dir, rows)
     runtime = ["| loss | epochs | optimizer steps | seconds per epoch |", "|---|---|---|---|"]
     seen: dict[str, list[dict]] = {}
@@ -145,7 +150,7 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
         name = "Dice & CE (pretraining)" if group[0]["key"] == RunLayout.PRETRAINED_KEY else method
         runtime.append(f"| {name} | {_distinct(group, 'epochs')} | {_distinct(group, 'steps')} | {mean_std([float(r['seconds_per_epoch']) for r in group])} |")
     md_path = write_text_atomic(
-        out_dir / "results.md",
+        out_dir / RESULTS_MD,
         (f"# {title}\n\n" if title else "") + results_table(rows)
         + "\nDice and clDice in %; e, e1, e0, e0-Gt lower is better; AGS (%) higher is better. Mean ± std over folds;"
         " fine-tuned methods with the topological post-processing.\n\n"
@@ -153,3 +158,44 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
         + "\n".join(runtime) + "\n",
     )
     return csv_path, md_path
+
+
+def archive_results(out_dir: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+    """Copy what an experiment's tables are computed from into ``dest``, in the experiment folder's own layout:
+    ``results.csv``, ``results.md`` and, for every fold and method of ``results.csv``, the evaluation's per-image
+    ``metrics.csv`` and its ``summary.json``. Models, checkpoints, data and predictions stay out (a few kB per
+    fold and method), so the archive can be committed beside the README that quotes it and outlives the run
+    folder; :func:`write_results` on the archive's rows and folder rebuilds its ``results.md``. Each file is
+    written atomically; other files in ``dest`` are left as they are.
+
+    Args:
+        out_dir: the experiment's output folder (``scripts/benchmark.py --out``).
+        dest: the archive folder (created when missing).
+
+    Returns:
+        the archived files, ``results.csv`` and ``results.md`` first.
+
+    Raises:
+        FileNotFoundError: ``out_dir`` without ``results.csv``, or a fold and method of it without its
+            per-image metrics or summary (naming the file).
+        ValueError: ``dest`` is ``out_dir``.
+    """
+    out_dir, dest = Path(out_dir), Path(dest)
+    if dest.resolve() == out_dir.resolve():
+        raise ValueError(f"dest must differ from out_dir, got {dest} for both.")
+    table = out_dir / RESULTS_CSV
+    if not table.is_file():
+        raise FileNotFoundError(f"{table} does not exist: out_dir must be a finished experiment folder (scripts/benchmark.py --out).")
+    sources = [table, out_dir / RESULTS_MD]
+    for row in read_csv_rows(table, ("fold", "key")):
+        layout = RunLayout.of_fold(out_dir, int(row["fold"]))
+        sources += [layout.image_metrics(row["key"]), layout.summary(row["key"])]
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{out_dir} lacks {missing}: every fold and method of {RESULTS_CSV} needs its evaluation.")
+    archived = []
+    for source in sources:
+        with atomic_file(dest / source.relative_to(out_dir)) as stream:
+            stream.write(source.read_bytes())
+        archived.append(dest / source.relative_to(out_dir))
+    return archived

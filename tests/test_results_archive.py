@@ -1,0 +1,85 @@
+"""The committed result archives: what the benchmark copies, and that the README quotes what they rebuild to."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from contextloss_monai.experiment import RESULTS_CSV, RESULTS_MD, archive_results, write_results
+from contextloss_monai.layout import RunLayout
+from contextloss_monai.utils import read_csv_rows, write_csv_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVES = sorted(p.parent for p in (ROOT / "docs" / "results").glob(f"*/{RESULTS_CSV}"))
+
+
+def _experiment(out: Path) -> list[dict]:
+    """A finished two-fold experiment folder with models, data and predictions beside the tables."""
+    rows = []
+    for fold in (0, 1):
+        layout = RunLayout.of_fold(out, fold)
+        for key, method, shift in (("dice_ce", "Dice & CE", 0.0), ("context_g0.2_hadamard", "CLoss", 0.5)):
+            write_csv_rows(layout.image_metrics(key), [{"image": f"case{i}", "e0_gt": i + shift, "ags": 90.0 + i * shift, "dice": 0.8}
+                                                       for i in range(3)])
+            layout.summary(key).write_text('{"ags": 91.0}')
+            layout.prediction(key, "case0").write_bytes(b"nifti")
+            layout.model(key).parent.mkdir(parents=True, exist_ok=True)
+            layout.model(key).write_bytes(b"weights")
+            rows.append({"fold": fold, "method": method, "key": key, "dice": 0.8, "e0_gt": 1.0 + shift, "ags": 91.0,
+                         "epochs": 84, "steps": 504, "seconds_per_epoch": 2.5 + shift})
+    (out / "data").mkdir()
+    (out / "data" / "dataset.json").write_text("{}")
+    write_results(rows, out, title="toy: 2 fold(s) (0, 1)")
+    return rows
+
+
+def test_archive_holds_the_tables_and_per_image_metrics_only_and_rebuilds_the_report(tmp_path):
+    out, dest = tmp_path / "run", tmp_path / "archive"
+    _experiment(out)
+    archived = archive_results(out, dest)
+    relative = sorted(str(p.relative_to(dest)) for p in archived)
+    expected = [RESULTS_CSV, RESULTS_MD] + [f"fold{f}/eval/{k}/{n}" for f in (0, 1) for k in ("context_g0.2_hadamard", "dice_ce")
+                                            for n in ("metrics.csv", "summary.json")]
+    assert relative == sorted(expected)
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(expected)  # no model, data, prediction
+    assert all((dest / r).read_bytes() == (out / r).read_bytes() for r in relative)  # byte for byte ...
+    assert b"\r\n" in (dest / RESULTS_CSV).read_bytes()  # ... so the csv module's line ends too
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(dest, rebuilt)
+    (rebuilt / RESULTS_MD).unlink()
+    write_results(read_csv_rows(rebuilt / RESULTS_CSV), rebuilt, title="toy: 2 fold(s) (0, 1)")
+    assert (rebuilt / RESULTS_MD).read_text() == (out / RESULTS_MD).read_text()
+    assert "| CLoss | e0-Gt | 6 | +0.500 | 0 / 6 / 0 |" in (rebuilt / RESULTS_MD).read_text()  # the paired test from the archive
+
+
+def test_archive_names_what_is_missing(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match=r"run/results.csv does not exist"):
+        archive_results(out, tmp_path / "archive")
+    _experiment(out)
+    with pytest.raises(ValueError, match="dest must differ from out_dir"):
+        archive_results(out, out)
+    RunLayout.of_fold(out, 1).image_metrics("dice_ce").unlink()
+    with pytest.raises(FileNotFoundError, match=r"fold1/eval/dice_ce/metrics.csv"):
+        archive_results(out, tmp_path / "archive")
+    assert not (tmp_path / "archive").exists()  # checked before anything is written
+
+
+@pytest.mark.skipif(not ARCHIVES, reason="no committed result archive")
+@pytest.mark.parametrize("archive", ARCHIVES, ids=lambda p: p.name)
+def test_committed_archive_rebuilds_its_report_and_the_readme_quotes_it(archive, tmp_path):
+    """Each committed archive's report is what its rows and per-image metrics give, and the README quotes
+    every row of its tables: a README figure from an archived run is checkable without the run folder."""
+    report = (archive / RESULTS_MD).read_text()
+    title = report.splitlines()[0].removeprefix("# ")
+    rebuilt = tmp_path / archive.name
+    shutil.copytree(archive, rebuilt)
+    (rebuilt / RESULTS_MD).unlink()
+    write_results(read_csv_rows(rebuilt / RESULTS_CSV, ("fold", "key", "method")), rebuilt, title=title)
+    assert (rebuilt / RESULTS_MD).read_text() == report
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert rows and [line for line in rows if line not in readme] == []
+    assert f"docs/results/{archive.name}" in readme  # the README says where the archive is
