@@ -37,6 +37,9 @@ def wrap_distributed(network: torch.nn.Module, device: torch.device) -> torch.nn
 
 
 def destroy_distributed() -> None:
-    """Tear the process group down (if any)."""
+    """Tear the process group down (if any), after a barrier: no rank closes its connections while another
+    still uses them (gloo aborts a process torn down under a peer's traffic: "terminate called without an
+    active exception", seen once in CI on the two-node test)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
