@@ -35,6 +35,15 @@ def _experiment(out: Path) -> list[dict]:
     return rows
 
 
+def _rebuilt_report(archive: Path, tmp_path: Path, title: str) -> str:
+    """``results.md`` as :func:`write_results` rebuilds it from a copy of ``archive`` (its rows and per-image metrics)."""
+    rebuilt = tmp_path / f"rebuilt_{archive.name}"
+    shutil.copytree(archive, rebuilt)
+    (rebuilt / RESULTS_MD).unlink()
+    write_results(read_csv_rows(rebuilt / RESULTS_CSV, ("fold", "key", "method")), rebuilt, title=title)
+    return (rebuilt / RESULTS_MD).read_text()
+
+
 def test_archive_holds_the_tables_and_per_image_metrics_only_and_rebuilds_the_report(tmp_path):
     out, dest = tmp_path / "run", tmp_path / "archive"
     _experiment(out)
@@ -46,12 +55,9 @@ def test_archive_holds_the_tables_and_per_image_metrics_only_and_rebuilds_the_re
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(expected)  # no model, data, prediction
     assert all((dest / r).read_bytes() == (out / r).read_bytes() for r in relative)  # byte for byte ...
     assert b"\r\n" in (dest / RESULTS_CSV).read_bytes()  # ... so the csv module's line ends too
-    rebuilt = tmp_path / "rebuilt"
-    shutil.copytree(dest, rebuilt)
-    (rebuilt / RESULTS_MD).unlink()
-    write_results(read_csv_rows(rebuilt / RESULTS_CSV), rebuilt, title="toy: 2 fold(s) (0, 1)")
-    assert (rebuilt / RESULTS_MD).read_text() == (out / RESULTS_MD).read_text()
-    assert "| CLoss | e0-Gt | 6 | +0.500 | 0 / 6 / 0 |" in (rebuilt / RESULTS_MD).read_text()  # the paired test from the archive
+    rebuilt = _rebuilt_report(dest, tmp_path, title="toy: 2 fold(s) (0, 1)")
+    assert rebuilt == (out / RESULTS_MD).read_text()
+    assert "| CLoss | e0-Gt | 6 | +0.500 | 0 / 6 / 0 |" in rebuilt  # the paired test from the archive
 
 
 def test_archive_names_what_is_missing(tmp_path):
@@ -73,12 +79,7 @@ def test_committed_archive_rebuilds_its_report_and_the_readme_quotes_it(archive,
     """Each committed archive's report is what its rows and per-image metrics give, and the README quotes
     every row of its tables: a README figure from an archived run is checkable without the run folder."""
     report = (archive / RESULTS_MD).read_text()
-    title = report.splitlines()[0].removeprefix("# ")
-    rebuilt = tmp_path / archive.name
-    shutil.copytree(archive, rebuilt)
-    (rebuilt / RESULTS_MD).unlink()
-    write_results(read_csv_rows(rebuilt / RESULTS_CSV, ("fold", "key", "method")), rebuilt, title=title)
-    assert (rebuilt / RESULTS_MD).read_text() == report
+    assert _rebuilt_report(archive, tmp_path, title=report.splitlines()[0].removeprefix("# ")) == report
     readme = (ROOT / "README.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| method")]
     assert rows and [line for line in rows if line not in readme] == []

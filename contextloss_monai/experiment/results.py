@@ -193,9 +193,8 @@ def archive_results(out_dir: str | os.PathLike, dest: str | os.PathLike) -> list
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{out_dir} lacks {missing}: every fold and method of {RESULTS_CSV} needs its evaluation.")
-    archived = []
-    for source in sources:
-        with atomic_file(dest / source.relative_to(out_dir)) as stream:
+    archived = [dest / source.relative_to(out_dir) for source in sources]
+    for source, target in zip(sources, archived):
+        with atomic_file(target) as stream:
             stream.write(source.read_bytes())
-        archived.append(dest / source.relative_to(out_dir))
     return archived
