@@ -21,6 +21,7 @@ from contextloss_monai.utils import to_numpy
 
 __all__ = [
     "DEFAULT_CONNECTIVITY",
+    "PLAIN_NAME_MAX_LENGTH",
     "as_bool_array",
     "as_bool_tensor",
     "check_batched_spatial",
@@ -52,19 +53,25 @@ def check_option(value: object, options: Collection, name: str):
         raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}.") from error
 
 
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+#: the longest plain name: with a suffix such as ``.nii.gz`` it stays within a file system's 255-byte file names
+PLAIN_NAME_MAX_LENGTH = 128
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def check_plain_name(value: str, name: str) -> str:
     """``value`` if it is a plain name — letters, digits, ``_ . -``, not starting with ``.``, no ``..``, no
-    path separator — that can name a file inside a folder and nothing outside it (image ids, label tags).
+    path separator or control character, at most :data:`PLAIN_NAME_MAX_LENGTH` characters — that can name a
+    file inside a folder and nothing outside it (image ids, label tags, model names).
 
     Raises:
-        ValueError: naming ``name`` and the value.
+        ValueError: naming ``name`` and the value (shortened when it is long).
     """
-    if not isinstance(value, str) or not _PLAIN_NAME.match(value) or ".." in value:
+    if (not isinstance(value, str) or len(value) > PLAIN_NAME_MAX_LENGTH or not _PLAIN_NAME.fullmatch(value)
+            or ".." in value):
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "..."
         raise ValueError(
-            f"{name} must be a plain name (letters, digits, '_', '.', '-'; no path separators or '..'), got {value!r}."
+            f"{name} must be a plain name (letters, digits, '_', '.', '-'; no path separators or '..'; at most "
+            f"{PLAIN_NAME_MAX_LENGTH} characters), got {shown!r}."
         )
     return value
 

@@ -116,10 +116,16 @@ def test_datalist_paths_stay_inside_the_dataset(roads, tmp_path):
     assert len(load_datalist(data, "training", allow_outside=True)) == 5  # ../outside.nii.gz exists
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A process started in the background (``cmd &``, nohup, some
+    CI runners) inherits SIGINT as ignored, and the child would then never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(bundle: Path, configs: list[str], *overrides: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen(bundle_command(configs, *overrides), cwd=bundle, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_sigint)
 
 
 def _wait_for(pattern: str, folder: Path, process: subprocess.Popen, seconds: float = 300) -> None:
@@ -130,13 +136,35 @@ def _wait_for(pattern: str, folder: Path, process: subprocess.Popen, seconds: fl
     assert list(folder.glob(pattern)), f"no {pattern} after {seconds} s"
 
 
-def test_an_interrupted_finetune_keeps_the_served_model(roads, tmp_path):
+ROADS_DATA = ["--patch_size", "[64,64]", "--val_interval", "50"]
+
+
+@pytest.fixture(scope="module")
+def pretrained_roads(roads, tmp_path_factory) -> Path:
+    """A roads_2d bundle pretrained for one epoch; before that stage, a kill -9 during a final save is simulated
+    (the temporary file it leaves): the stage's start removes it."""
+    bundle = copy_bundle("roads_2d", tmp_path_factory.mktemp("pretrained"))
+    leftover = bundle / "models" / ".pretrained.pt.k1ll3d.partial"
+    leftover.write_bytes(b"half a checkpoint")
+    result = run(bundle, ["train"], "--dataset_dir", str(roads), *ROADS_DATA, "--pretrain_epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not leftover.exists(), "the partial file of a killed save survived the next stage's start"
+    return bundle
+
+
+def test_a_killed_final_save_leaves_nothing_at_the_next_start(pretrained_roads):
+    assert (pretrained_roads / "models" / "pretrained.pt").is_file()
+    assert not list((pretrained_roads / "models").glob(".*.partial"))
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])  # several times: the launch must not depend on how pytest was started
+def test_an_interrupted_finetune_keeps_the_served_model(pretrained_roads, roads, tmp_path, attempt):
     """Ctrl-C (an exception inside training) during fine-tuning: MONAI's CheckpointSaver(save_final) would
     write the half-trained weights over models/model.pt; the bundles' FinalModelSaver writes nothing."""
-    bundle = copy_bundle("roads_2d", tmp_path)  # random weights in models/model.pt: "the served model"
+    bundle = tmp_path / "roads_2d"
+    shutil.copytree(pretrained_roads, bundle)  # random weights in models/model.pt: "the served model"
     served = (bundle / "models/model.pt").read_bytes()
-    data = ["--dataset_dir", str(roads), "--patch_size", "[64,64]", "--val_interval", "50"]
-    assert run(bundle, ["train"], *data, "--pretrain_epochs", "1").returncode == 0
+    data = ["--dataset_dir", str(roads), *ROADS_DATA]
     pretrained = (bundle / "models/pretrained.pt").read_bytes()
     process = _start(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "30", "--finetune_fraction", "1.0")
     try:
@@ -255,3 +283,76 @@ def test_resume_skips_unreadable_checkpoints(tmp_path):
     (tmp_path / "pretrain_checkpoint_epoch=3.pt").write_bytes(b"\x00" * 10)
     found = ResumeFromLastCheckpoint(tmp_path, "pretrain", {"model": network}, enabled=True).last_checkpoint()
     assert found is not None and found[0].name == "pretrain_checkpoint_epoch=2.pt"
+
+
+def _rewrite_test_case(data: Path, change) -> str:
+    """Apply ``change(image, label)`` to the first test case of the dataset at ``data``; return the file it names."""
+    item = json.loads((data / "dataset.json").read_text())["test"][0]
+    image_path, label_path = data / item["image"], data / item["label"]
+    image, label = (np.asanyarray(nib.load(p).dataobj) for p in (image_path, label_path))
+    image, label = change(image.astype(np.float32), label)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), image_path)
+    nib.save(nib.Nifti1Image(label, np.eye(4)), label_path)
+    return str(image_path if "image" in change.__name__ else label_path)
+
+
+def inf_image(image, label):
+    image[1, 2, 0] = np.inf
+    return image, label
+
+
+def _edit_datalist(data: Path, edit) -> None:
+    datalist = json.loads((data / "dataset.json").read_text())
+    edit(datalist)
+    (data / "dataset.json").write_text(json.dumps(datalist))
+
+
+def empty_test_list(datalist):
+    datalist["test"] = []
+
+
+def duplicate_test_case(datalist):
+    datalist["test"].append(dict(datalist["test"][0]))
+
+
+def test_case_in_training(datalist):
+    datalist["training"].append(dict(datalist["test"][0], fold=0))
+
+
+@pytest.mark.parametrize("change, message", [
+    (inf_image, "holds NaN or infinite values"),
+    (label_255, "must hold only 0 and 1"),
+    (label_shape, "must be the image's spatial shape"),
+    (empty_test_list, "the 'test' list of"),
+    (duplicate_test_case, "names case(s) ['roads_005'] more than once"),
+    (test_case_in_training, "case(s) ['roads_005'] are in both the 'training' and the 'test' list"),
+])
+def test_evaluation_checks_its_data_like_training(roads, tmp_path, change, message):
+    """The evaluation stage (a real ``monai.bundle run`` of evaluate.yaml) refuses bad test data before it
+    evaluates, naming the file or the datalist, and writes no report."""
+    bundle = copy_bundle("roads_2d", tmp_path / "bundle")
+    data = tmp_path / "data"
+    shutil.copytree(roads, data)
+    if change in (inf_image, label_255, label_shape):
+        named = Path(_rewrite_test_case(data, change)).name
+    else:
+        _edit_datalist(data, change)
+        named = "dataset.json"
+    done = run(bundle, ["inference", "evaluate"], "--dataset_dir", str(data), "--patch_size", "[64,64]")
+    assert done.returncode != 0
+    assert message in done.stderr and named in done.stderr, done.stderr[-2000:]
+    assert not list((bundle / "eval").rglob("metrics.csv")) if (bundle / "eval").exists() else True
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "EOFError"), (b"text, not a checkpoint\n", "UnpicklingError")])
+def test_unreadable_weights_are_named(roads, tmp_path, content, reason):
+    """An empty or text pretrained.pt, as fine-tuning reads it: the error names the file and the setting."""
+    bundle = copy_bundle("roads_2d", tmp_path)
+    (bundle / "models/pretrained.pt").write_bytes(content)
+    served = (bundle / "models/model.pt").read_bytes()
+    done = run(bundle, ["train", "finetune"], "--dataset_dir", str(roads), *ROADS_DATA, "--pretrain_epochs", "1")
+    assert done.returncode != 0
+    assert "pretrained_path" in done.stderr and "pretrained.pt is not a readable PyTorch checkpoint" in done.stderr
+    assert (bundle / "models/model.pt").read_bytes() == served
+    with pytest.raises(ValueError, match="pretrained.pt is not a readable PyTorch checkpoint"):
+        load_weights(torch.nn.Linear(2, 2), bundle / "models/pretrained.pt", setting="pretrained_path")

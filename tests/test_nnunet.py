@@ -15,15 +15,22 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import SimpleITK as sitk
-import torch
-from monai.losses import DiceCELoss
-from scipy import ndimage
 
-from contextloss_monai.data.synthetic import write_synthetic_dataset
-from contextloss_monai.losses import ContextLoss
-from contextloss_monai.nnunet import TRAINERS, convert_dataset_folder, nnUNetTrainerCLoss, trainer_path
-from contextloss_monai.nnunet.discovery import find_trainer_class
+pytest.importorskip(
+    "nnunetv2",
+    reason="the nnU-Net extra is not installed: pip install -c constraints.txt -e '.[nnunet]' && pip install -c "
+    "constraints.txt --no-deps nnunetv2 dynamic-network-architectures batchgenerators batchgeneratorsv2 acvl-utils",
+)
+
+import SimpleITK as sitk  # noqa: E402
+import torch  # noqa: E402
+from monai.losses import DiceCELoss  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from contextloss_monai.data.synthetic import write_synthetic_dataset  # noqa: E402
+from contextloss_monai.losses import ContextLoss  # noqa: E402
+from contextloss_monai.nnunet import TRAINERS, convert_dataset_folder, nnUNetTrainerCLoss, trainer_path  # noqa: E402
+from contextloss_monai.nnunet.discovery import find_trainer_class  # noqa: E402
 
 DATASET_ID = 501
 SHORT_TRAINERS = '''
@@ -122,13 +129,43 @@ def test_bad_conversion_input_is_reported(flow, tmp_path):
 
 
 def test_closs_finetuning_starts_from_the_pretrained_checkpoint(flow):
-    assert "Loading pretrained weights" in flow["logs"]["finetune"]
+    assert "pretrained weights (as data)" in flow["logs"]["finetune"]
     finetuned = flow["results"] / "nnUNetTrainerTestCLoss__nnUNetPlans__2d" / "fold_0" / "checkpoint_final.pth"
     before = torch.load(flow["pretrained"], map_location="cpu", weights_only=False)
     after = torch.load(finetuned, map_location="cpu", weights_only=False)
     assert after["trainer_name"] == "nnUNetTrainerTestCLoss"
     changed = [k for k in before["network_weights"] if not torch.equal(before["network_weights"][k], after["network_weights"][k])]
     assert changed  # fine-tuning trained the pretrained network
+
+
+class _Payload:
+    """Pickles as a call of ``os.system``: what a malicious checkpoint carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_pretrained_weights_are_loaded_as_data_only(flow, tmp_path):
+    """nnU-Net's loader unpickles -pretrained_weights (weights_only=False): through the plug-in's train entry a
+    checkpoint that carries code is refused, naming the file, and the code never runs."""
+    marker = tmp_path / "payload_ran"
+    payload = tmp_path / "checkpoint_final.pth"
+    torch.save({"network_weights": _Payload(marker)}, payload)
+    done = subprocess.run(plugin("train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerTestCLoss", "-device", "cpu",
+                                 "-pretrained_weights", str(payload)),
+                          env=nnunet_env(flow["root"]), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert f"-pretrained_weights {payload} is not a checkpoint that loads as data" in done.stderr
+    assert not marker.exists(), "the checkpoint's code ran"
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    from contextloss_monai.nnunet.pretrained import load_pretrained_weights
+
+    with pytest.raises(ValueError, match="empty.pth is not a checkpoint"):
+        load_pretrained_weights(torch.nn.Linear(2, 2), empty)
 
 
 def test_trainer_loss_is_context_loss_on_each_deep_supervision_output(flow, monkeypatch):

@@ -76,14 +76,14 @@ def dataset_items(
 
     A negative ``fold`` means no fold: train on all training items, validate on the test list.
     ``keys`` keeps only those entries of each item (e.g. ``["image"]`` for inference without labels).
-    With ``in_channels`` (the training stages) every item is also read and checked before training
-    (:func:`contextloss_monai.data.check_dataset_items`): an error names the file."""
+    With ``in_channels`` (the training and evaluation stages) every item is also read and checked before the
+    stage runs (:func:`contextloss_monai.data.check_dataset_items`, on the kept ``keys``): an error names the file."""
     fold = None if fold is None or int(fold) < 0 else int(fold)
     if role in ("train",) and fold is None:
         role = "training"
     items = load_datalist(dataset_dir, role=role, fold=fold, allow_outside=allow_outside)
-    if in_channels is not None:
-        check_dataset_items(items, int(in_channels))
     if keys is not None:
         items = [{k: item[k] for k in keys if k in item} for item in items]
+    if in_channels is not None:
+        check_dataset_items(items, int(in_channels))
     return items

@@ -20,15 +20,24 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, setting: str
 
     Raises:
         FileNotFoundError: when ``path`` does not exist (naming ``setting``).
-        ValueError: when the checkpoint does not fit ``network`` (naming ``setting`` and the first
+        ValueError: when the file is not a readable checkpoint (empty, text, truncated, pickled objects other
+            than tensors), when the checkpoint does not fit ``network`` (naming ``setting`` and the first
             mismatching parameters) — e.g. weights of another ``network_def`` — or holds NaN / infinite weights.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{setting} {path} does not exist; run the stage that writes it first.")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: a checkpoint is data, never code to run
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - empty, text, truncated or pickled-code files alike: name the file
+        raise ValueError(
+            f"{setting} {path} is not a readable PyTorch checkpoint ({type(error).__name__}: {str(error)[:200]}); "
+            "run the stage that writes it again."
+        ) from error
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
         checkpoint = checkpoint["model"]
+    if not isinstance(checkpoint, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in checkpoint.items()):
+        raise ValueError(f"{setting} {path} holds no state_dict (parameter names -> tensors); it cannot be used.")
     checkpoint = {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
     target = network.module if hasattr(network, "module") else network
     expected = target.state_dict()

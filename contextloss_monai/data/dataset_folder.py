@@ -34,7 +34,9 @@ __all__ = [
     "DATALIST_NAME",
     "CaseArrays",
     "assign_folds",
+    "case_id",
     "check_binary_label",
+    "check_case_ids",
     "check_dataset_items",
     "load_datalist",
     "save_nifti",
@@ -225,6 +227,43 @@ def write_dataset_folder(
     return Path(out_dir) / DATALIST_NAME
 
 
+def case_id(path: str | os.PathLike) -> str:
+    """The case id of an image or label file: its name without the image suffixes (``.nii.gz``, ``.nii``...)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".tif", ".tiff", ".png"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def check_case_ids(datalist: str | os.PathLike) -> None:
+    """Refuse a datalist whose cases repeat: an image or case id listed twice in ``training`` or in ``test``, or
+    a case in both (a test case seen in training makes every test figure a training figure).
+
+    Raises:
+        ValueError: naming the datalist, the list(s) and the case ids.
+    """
+    try:
+        content = json.loads(Path(datalist).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{datalist} is not a readable JSON datalist ({error}).") from error
+    ids: dict[str, list[str]] = {}
+    for key in ("training", "test"):
+        entries = content.get(key, [])
+        if not isinstance(entries, list):
+            raise ValueError(f"{datalist}: {key!r} must be a list of items, got {type(entries).__name__}.")
+        ids[key] = [case_id(e["image"] if isinstance(e, dict) and "image" in e else str(e)) for e in entries]
+        repeated = sorted({i for i in ids[key] if ids[key].count(i) > 1})
+        if repeated:
+            raise ValueError(f"{datalist}: the {key!r} list names case(s) {repeated[:5]} more than once; each case once.")
+    both = sorted(set(ids["training"]) & set(ids["test"]))
+    if both:
+        raise ValueError(
+            f"{datalist}: case(s) {both[:5]} are in both the 'training' and the 'test' list; a test case must not be "
+            "trained on (remove it from one list)."
+        )
+
+
 def load_datalist(
     dataset_dir: str | os.PathLike, role: str = "training", fold: int | None = None, allow_outside: bool = False
 ) -> list[dict]:
@@ -244,8 +283,9 @@ def load_datalist(
 
     Raises:
         FileNotFoundError: when ``dataset_dir``, its ``dataset.json`` or a file it names is missing.
-        ValueError: for an unknown ``role``, a ``fold`` that no item has, an empty list, or a file outside
-            ``dataset_dir`` without ``allow_outside``.
+        ValueError: for an unknown ``role``, a ``fold`` that no item has, an empty list, a file outside
+            ``dataset_dir`` without ``allow_outside``, or case ids that repeat or occur in both lists
+            (:func:`check_case_ids`).
     """
     from monai.data import load_decathlon_datalist
 
@@ -258,7 +298,10 @@ def load_datalist(
             f"dataset_dir {dataset_dir} has no {DATALIST_NAME}; create one with scripts/make_synthetic.py or a "
             "scripts/prepare_*.py converter."
         )
+    check_case_ids(datalist)
     key = "test" if role == "test" or (role == "val" and fold is None) else "training"
+    if not json.loads(datalist.read_text()).get(key):  # MONAI's loader fails on an empty test list with an IndexError
+        raise ValueError(f"the {role!r} list of {datalist} is empty (no {key!r} items).")
     items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=key, base_dir=str(dataset_dir))
     if fold is not None and role in ("train", "val"):
         folds = {item.get("fold") for item in items}
@@ -285,9 +328,10 @@ def load_datalist(
 
 
 def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
-    """Check every item before training: each file is readable NIfTI, the image and label have the same
-    spatial shape, the label holds only 0 and 1, the image has ``in_channels`` channels (channel-last on
-    disk, as :func:`write_case` stores them) and no NaN or infinite value.
+    """Check every item before training or evaluating: each file is readable NIfTI, the image and label have
+    the same spatial shape, the label holds only 0 and 1, the image has ``in_channels`` channels (channel-last
+    on disk, as :func:`write_case` stores them) and no NaN or infinite value. An item without a ``label``
+    (inference) has its image checked for readability and finite values.
 
     Raises:
         ValueError: naming the file and what is wrong with it.
@@ -301,7 +345,12 @@ def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
             raise ValueError(f"cannot read {path} as NIfTI ({type(error).__name__}: {error}).") from error
 
     for item in items:
-        image, label = read(item["image"]), read(item["label"])
+        image = read(item["image"])
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+            raise ValueError(f"image {item['image']} holds NaN or infinite values.")
+        if "label" not in item:
+            continue
+        label = read(item["label"])
         if label.ndim not in (2, 3) or image.shape[: label.ndim] != label.shape or image.ndim > label.ndim + 1:
             raise ValueError(
                 f"image {item['image']} has shape {image.shape} but label {item['label']} has shape {label.shape}: the "
@@ -310,8 +359,6 @@ def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
         channels = image.shape[label.ndim] if image.ndim == label.ndim + 1 else 1
         if channels != in_channels:
             raise ValueError(f"image {item['image']} has {channels} channel(s), the network's in_channels is {in_channels}.")
-        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-            raise ValueError(f"image {item['image']} holds NaN or infinite values.")
         values = np.unique(label)
         if not np.isin(values, (0, 1)).all():
             raise ValueError(

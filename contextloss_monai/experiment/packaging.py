@@ -6,13 +6,15 @@ Download and install a bundle, refusing a zip whose SHA-256 differs from the one
     python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.1.0.zip \\
         --sha256 https://HOST/roads_2d_v0.1.0.zip.sha256 --bundle_dir ./bundles
 
-(``--sha256`` takes the hex digest itself, a ``.sha256`` file or its URL.) MONAI's own
-``monai.bundle download --url`` only warns that the integrity is not verified.
+(``--sha256`` takes the hex digest itself, a ``.sha256`` file or its URL; ``--name`` the bundle's name when the
+zip is not called ``<name>_v<version>.zip``; ``--max_download_mb`` / ``--max_unpacked_mb`` raise the size caps.)
+MONAI's own ``monai.bundle download --url`` only warns that the integrity is not verified, and caps no size.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import fnmatch
 import hashlib
 import json
@@ -25,10 +27,12 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from contextloss_monai.archives import ArchiveError, archive_members, safe_extract
+from contextloss_monai.checks import check_plain_name, check_positive_int
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.utils import atomic_file, umask_mode
 
-__all__ = ["EXCLUDED", "VERSION_PATTERN", "download_bundle", "package_bundle"]
+__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "DEFAULT_MAX_UNPACKED_BYTES", "EXCLUDED", "VERSION_PATTERN", "bundle_name_of", "download_bundle", "package_bundle"]
 
 #: what never goes into a bundle zip (patterns relative to the bundle): run outputs and Python caches
 EXCLUDED = RunLayout.RUN_OUTPUTS + ("*/__pycache__/*", "__pycache__/*", "*.pyc")
@@ -116,71 +120,141 @@ def _expected_digest(sha256: str) -> str:
     return text.lower()
 
 
-def _safe_members(archive: zipfile.ZipFile, source: str) -> str:
-    """The one top-level folder of a bundle zip, after checking that no member leaves it or is a link."""
-    tops = set()
-    for info in archive.infolist():
-        path = PurePosixPath(info.filename)
-        if path.is_absolute() or ".." in path.parts or "\\" in info.filename:
-            raise ValueError(f"{source}: member {info.filename!r} would be written outside the bundle folder.")
-        if (info.external_attr >> 16) & 0o170000 == 0o120000:
-            raise ValueError(f"{source}: member {info.filename!r} is a symbolic link.")
-        tops.add(path.parts[0])
-    if len(tops) != 1:
-        raise ValueError(f"{source}: a bundle zip holds one top-level folder, found {sorted(tops)}.")
-    top = tops.pop()
-    if f"{top}/configs/metadata.json" not in archive.namelist():
-        raise ValueError(f"{source}: {top}/configs/metadata.json is missing; this is not a bundle zip.")
-    return top
+#: default caps of :func:`download_bundle` (generous: the shipped bundles zip to a few MB with their weights)
+DEFAULT_MAX_DOWNLOAD_BYTES = 2 << 30
+DEFAULT_MAX_UNPACKED_BYTES = 4 << 30
+#: ``<name>_v<version>.zip``, the name :func:`package_bundle` gives a zip
+_ZIP_NAME = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)_v(?P<version>\d+\.\d+\.\d+[A-Za-z0-9.-]*)\.zip$")
 
 
-def download_bundle(url: str, bundle_dir: str | os.PathLike, sha256: str) -> Path:
-    """Download a bundle zip, verify its SHA-256, and install it as ``bundle_dir/<name>`` atomically.
+def bundle_name_of(url: str) -> str | None:
+    """The bundle name in a zip's file name ``<name>_v<version>.zip`` (as :func:`package_bundle` names it), or ``None``."""
+    match = _ZIP_NAME.match(PurePosixPath(url.split("?")[0].split("#")[0]).name)
+    return match.group("name") if match else None
 
-    The zip is downloaded into a temporary file and checked against ``sha256`` before anything is unpacked;
-    a mismatch is refused and leaves nothing behind. The bundle is unpacked into a temporary folder beside
-    its destination (members that would leave the folder, and symbolic links, are refused) and renamed into
-    place only when complete; an older copy is replaced only then.
+
+def _bundle_top(archive: Path, source: str, name: str, max_bytes: int) -> None:
+    """Check a bundle zip before unpacking: every member safe (:func:`contextloss_monai.archives.archive_members`)
+    and under one top-level folder called ``name``, which holds ``configs/metadata.json``."""
+    members = archive_members(archive, max_bytes)
+    with zipfile.ZipFile(archive) as zf:
+        tops = {PurePosixPath(info.filename).parts[0] for info in zf.infolist()}
+    if tops != {name}:
+        raise ValueError(f"{source}: a zip of bundle {name!r} holds one top-level folder {name}/, found {sorted(tops)}; not installed.")
+    if f"{name}/configs/metadata.json" not in {m for m, _ in members}:
+        raise ValueError(f"{source}: {name}/configs/metadata.json is missing; this is not a bundle zip.")
+
+
+def _exchange(staged: Path, target: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where that is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(staged), at_fdcwd, os.fsencode(target), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without exchange
+        return False
+    raise OSError(error, os.strerror(error), str(target))
+
+
+def _install(staged: Path, target: Path) -> None:
+    """Put the folder ``staged`` at ``target`` in one rename: swapped with an existing ``target`` (whose old copy
+    is then at ``staged``), renamed where there is none. Without an atomic swap (not Linux), two renames."""
+    if not target.exists() and not target.is_symlink():
+        staged.rename(target)
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise ValueError(f"{target} exists and is not a bundle folder; not replaced.")
+    if not _exchange(staged, target):
+        aside = staged.with_name(staged.name + ".old")
+        target.rename(aside)
+        staged.rename(target)
+        aside.rename(staged)
+
+
+def _remove_leftovers(bundle_dir: Path, name: str) -> None:
+    """Remove what an earlier download of bundle ``name`` left when it was killed (hidden staging files and folders)."""
+    for leftover in bundle_dir.glob(f".{name}.*"):
+        if leftover.name.endswith((".partial", ".old")):
+            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink(missing_ok=True)
+
+
+def download_bundle(
+    url: str,
+    bundle_dir: str | os.PathLike,
+    sha256: str,
+    name: str | None = None,
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
+) -> Path:
+    """Download a bundle zip, verify its SHA-256, and install it as ``bundle_dir/<name>`` in one rename.
+
+    The zip is downloaded into a hidden temporary file (at most ``max_download_bytes``: a longer download is
+    stopped) and checked against ``sha256`` before anything is unpacked; a mismatch is refused and leaves
+    nothing behind. Its members are checked (:mod:`contextloss_monai.archives`: no path leaving the folder,
+    no link, at most ``max_unpacked_bytes`` unpacked) and must sit in one top-level folder called ``name``.
+    The bundle is unpacked into a hidden staging folder beside its destination and put in place in one step:
+    swapped with the installed copy (Linux's atomic exchange), so there is no moment without a complete bundle
+    at ``bundle_dir/<name>``. What a killed earlier download of the same bundle left is removed first.
 
     Args:
         url: the zip's URL (``https://``, ``http://``, ``file://``) or a local path.
         bundle_dir: the folder that holds bundles (created).
         sha256: the expected SHA-256: the hex digest, a ``.sha256`` file or its URL.
+        name: the bundle to install; ``None``: read from the zip's file name ``<name>_v<version>.zip``.
+        max_download_bytes: the largest download accepted.
+        max_unpacked_bytes: the largest total size of the unpacked files accepted.
 
     Returns:
         the installed bundle folder.
 
     Raises:
-        ValueError: a digest mismatch, a malformed digest or zip.
+        ValueError: a digest mismatch, a malformed digest or zip, a zip for another bundle, a size over a cap,
+            or no bundle name.
     """
+    name = name if name is not None else bundle_name_of(url)
+    if name is None:
+        raise ValueError(f"url {url!r} is not named <bundle>_v<version>.zip: pass the bundle's name (--name).")
+    check_plain_name(name, "name")
+    for value, setting in ((max_download_bytes, "max_download_bytes"), (max_unpacked_bytes, "max_unpacked_bytes")):
+        check_positive_int(value, setting)
     expected = _expected_digest(sha256)
     bundle_dir = Path(bundle_dir).resolve()
     bundle_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(bundle_dir, name)
     source = url if re.match(r"^[a-z][a-z0-9+.-]*://", url) else Path(url).resolve().as_uri()
-    handle, download = tempfile.mkstemp(dir=bundle_dir, prefix=".download.", suffix=".partial")
+    handle, download = tempfile.mkstemp(dir=bundle_dir, prefix=f".{name}.download.", suffix=".partial")
     staging = None
     try:
-        digest = hashlib.sha256()
+        digest, size = hashlib.sha256(), 0
         with os.fdopen(handle, "wb") as stream, urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310
+            declared = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+            if declared and declared.isdigit() and int(declared) > max_download_bytes:
+                raise ValueError(f"{url}: {declared} bytes, more than max_download_bytes {max_download_bytes}; not downloaded.")
             for chunk in iter(lambda: response.read(_CHUNK), b""):
+                size += len(chunk)
+                if size > max_download_bytes:
+                    raise ValueError(f"{url}: more than max_download_bytes {max_download_bytes} bytes; download stopped, not installed.")
                 digest.update(chunk)
                 stream.write(chunk)
         if digest.hexdigest() != expected:
             raise ValueError(f"{url}: SHA-256 {digest.hexdigest()} does not match the expected {expected}; not installed.")
-        with zipfile.ZipFile(download) as archive:
-            name = _safe_members(archive, url)
-            staging = Path(tempfile.mkdtemp(dir=bundle_dir, prefix=f".{name}.", suffix=".partial"))
-            archive.extractall(staging)
+        _bundle_top(Path(download), url, name, max_unpacked_bytes)
+        staging = Path(tempfile.mkdtemp(dir=bundle_dir, prefix=f".{name}.", suffix=".partial"))
+        safe_extract(download, staging, max_unpacked_bytes)
         os.chmod(staging / name, umask_mode(0o777))
         target = bundle_dir / name
-        previous = None
-        if target.exists():
-            previous = Path(tempfile.mkdtemp(dir=bundle_dir, prefix=f".{name}.", suffix=".old"))
-            target.rename(previous / name)
-        (staging / name).rename(target)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
+        _install(staging / name, target)
         return target
+    except ArchiveError as error:
+        raise ValueError(f"{error}; not installed.") from error
     except zipfile.BadZipFile as error:
         raise ValueError(f"{url}: not a zip file ({error}).") from error
     finally:
@@ -194,9 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True, help="the bundle zip (URL or path)")
     parser.add_argument("--sha256", required=True, help="the expected SHA-256: hex digest, .sha256 file or its URL")
     parser.add_argument("--bundle_dir", default="bundles", help="folder that holds the bundles (default: bundles)")
+    parser.add_argument("--name", default=None, help="the bundle's name (default: from the zip's name <name>_v<version>.zip)")
+    parser.add_argument("--max_download_mb", type=int, default=DEFAULT_MAX_DOWNLOAD_BYTES >> 20,
+                        help=f"largest download accepted, MiB (default {DEFAULT_MAX_DOWNLOAD_BYTES >> 20})")
+    parser.add_argument("--max_unpacked_mb", type=int, default=DEFAULT_MAX_UNPACKED_BYTES >> 20,
+                        help=f"largest unpacked bundle accepted, MiB (default {DEFAULT_MAX_UNPACKED_BYTES >> 20})")
     args = parser.parse_args(argv)
     try:
-        print(download_bundle(args.url, args.bundle_dir, args.sha256))
+        print(download_bundle(args.url, args.bundle_dir, args.sha256, name=args.name,
+                              max_download_bytes=args.max_download_mb << 20, max_unpacked_bytes=args.max_unpacked_mb << 20))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

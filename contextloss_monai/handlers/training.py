@@ -186,7 +186,8 @@ class FinalModelSaver:
     was there before. Written atomically (temporary file, then rename), by rank 0 only, after checking that
     every weight is finite, as host tensors (a model trained on a GPU loads anywhere).
 
-    Replaces MONAI's ``CheckpointSaver(save_final=True)``, which also writes when the run raises.
+    Replaces MONAI's ``CheckpointSaver(save_final=True)``, which also writes when the run raises. When the
+    stage starts, the temporary file of a save that was killed half-way is removed.
 
     Args:
         save_dir: the models folder.
@@ -201,7 +202,14 @@ class FinalModelSaver:
         self.path, self.network = Path(save_dir) / final_filename, network
 
     def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._remove_partial_saves)
         engine.add_event_handler(Events.COMPLETED, self)
+
+    def _remove_partial_saves(self, engine: Engine) -> None:
+        """Remove the temporary file a save killed half-way left behind (``.<final_filename>.*.partial``)."""
+        if is_main_process():
+            for partial in self.path.parent.glob(f".{self.path.name}.*.partial"):
+                partial.unlink(missing_ok=True)
 
     def __call__(self, engine: Engine) -> None:
         if not is_main_process():

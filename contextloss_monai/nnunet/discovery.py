@@ -7,8 +7,8 @@ any name that is not in ``nnUNetTrainer.py`` fails there before the external fol
 plug-in's entry points (``python -m contextloss_monai.nnunet train|predict``) look names up here — this
 package's trainers, then every folder of ``nnUNet_extTrainer``, then nnU-Net's tree skipping the modules whose
 optional dependencies are missing — and run nnU-Net's own ``nnUNetv2_train`` / ``nnUNetv2_predict`` with
-that lookup. nnU-Net's installed files
-are not edited. Where torchvision and timm are installed, ``nnUNet_extTrainer=$(python -m
+that lookup; ``train`` also loads ``-pretrained_weights`` as data only
+(:mod:`contextloss_monai.nnunet.pretrained`). nnU-Net's installed files are not edited. Where torchvision and timm are installed, ``nnUNet_extTrainer=$(python -m
 contextloss_monai.nnunet trainer-path)`` with nnU-Net's own commands works as well.
 """
 
@@ -99,8 +99,24 @@ def run_nnunet_command(command: str, args: list[str]) -> int:
     argv = sys.argv
     sys.argv = [f"nnUNetv2_{command}", *args]
     try:
-        with nnunet_finds_our_trainers():
+        with nnunet_finds_our_trainers(), _pretrained_weights_as_data():
             entry()
     finally:
         sys.argv = argv
     return 0
+
+
+@contextmanager
+def _pretrained_weights_as_data() -> Iterator[None]:
+    """Within the block, ``nnUNetv2_train -pretrained_weights`` loads the checkpoint as data
+    (:func:`contextloss_monai.nnunet.pretrained.load_pretrained_weights`), not with nnU-Net's unpickling loader."""
+    import nnunetv2.run.run_training as run_training
+
+    from contextloss_monai.nnunet.pretrained import load_pretrained_weights
+
+    original = run_training.load_pretrained_weights
+    run_training.load_pretrained_weights = load_pretrained_weights
+    try:
+        yield
+    finally:
+        run_training.load_pretrained_weights = original
