@@ -1,9 +1,9 @@
 """MONAI Label app serving the contextloss-monai bundles (see the README, "Serving with MONAI Label").
 
 MONAI Label loads this file and instantiates the ``MONAILabelApp`` subclass it finds; the app itself
-lives in the package (:mod:`contextloss_monai.label_app`) so that it is documented and tested there.
+lives in the package (:mod:`contextloss_monai.label`) so that it is documented and tested there.
 """
 
-from contextloss_monai.label_app import ContextLossLabelApp
+from contextloss_monai.label import ContextLossLabelApp
 
 __all__ = ["ContextLossLabelApp"]
