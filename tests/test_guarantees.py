@@ -315,7 +315,7 @@ def duplicate_test_case(datalist):
     datalist["test"].append(dict(datalist["test"][0]))
 
 
-def test_case_in_training(datalist):
+def case_in_both_lists(datalist):
     datalist["training"].append(dict(datalist["test"][0], fold=0))
 
 
@@ -325,7 +325,7 @@ def test_case_in_training(datalist):
     (label_shape, "must be the image's spatial shape"),
     (empty_test_list, "the 'test' list of"),
     (duplicate_test_case, "names case(s) ['roads_005'] more than once"),
-    (test_case_in_training, "case(s) ['roads_005'] are in both the 'training' and the 'test' list"),
+    (case_in_both_lists, "case(s) ['roads_005'] are in both the 'training' and the 'test' list"),
 ])
 def test_evaluation_checks_its_data_like_training(roads, tmp_path, change, message):
     """The evaluation stage (a real ``monai.bundle run`` of evaluate.yaml) refuses bad test data before it

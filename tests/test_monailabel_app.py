@@ -96,6 +96,16 @@ class Server:
             time.sleep(0.5)
         pytest.fail(f"monailabel did not answer /info/ within {timeout} s:\n{self.logs()}")
 
+    def exit_code(self, reason: str, timeout: float = 180) -> int:
+        """The exit code of a server expected to stop at start-up (for ``reason``); fails the test if it keeps running."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server kept running with {reason}:\n{self.logs()}")
+        finally:
+            self.stop()
+        return self.process.returncode
+
     def stop(self, timeout: float = 30) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -194,13 +204,7 @@ def test_a_bundle_without_weights_stops_the_server_at_start(workspace, tmp_path)
     copy_bundle("cement_lines_3d", bundles, weights=False)
     (tmp_path / "studies").mkdir()
     broken = Server(tmp_path, bundles, "roads_2d,cement_lines_3d")
-    try:
-        broken.process.wait(timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the server kept running with a bundle that has no models/model.pt:\n{broken.logs()}")
-    finally:
-        broken.stop()
-    assert broken.process.returncode != 0
+    assert broken.exit_code("a bundle that has no models/model.pt") != 0
     assert "cement_lines_3d: model_path" in broken.logs() and "model.pt does not exist" in broken.logs()
 
 
@@ -537,10 +541,4 @@ def test_a_server_on_all_interfaces_needs_a_token(workspace, tmp_path):
     copy_bundle("roads_2d", tmp_path / "bundles")
     (tmp_path / "studies").mkdir()
     exposed = Server(tmp_path, tmp_path / "bundles", "roads_2d", host="0.0.0.0")
-    try:
-        exposed.process.wait(timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the server kept running on 0.0.0.0 without a token:\n{exposed.logs()}")
-    finally:
-        exposed.stop()
-    assert exposed.process.returncode != 0 and "refusing to serve on 0.0.0.0 without a token" in exposed.logs()
+    assert exposed.exit_code("0.0.0.0 without a token") != 0 and "refusing to serve on 0.0.0.0 without a token" in exposed.logs()
