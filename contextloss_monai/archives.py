@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -34,6 +35,36 @@ def _check_name(name: str, source: str) -> PurePosixPath:
     return path
 
 
+def _entries(archive: str | os.PathLike, source: str) -> Iterator[tuple[str, str, int, Callable[[], IO[bytes] | None]]]:
+    """``(name, kind, declared size, open)`` of each member of a zip or tar archive, in order; ``kind`` is
+    ``"file"``, ``"dir"`` or ``"other"`` (links, devices, FIFOs); ``open()`` reads a file member while the
+    iteration is on that member."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                mode = (info.external_attr >> 16) & 0o170000
+                kind = "other" if mode not in (0, 0o100000, 0o040000) else "dir" if info.is_dir() else "file"
+                yield info.filename, kind, info.file_size, lambda info=info: zf.open(info)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for member in tf:
+                kind = "file" if member.isreg() else "dir" if member.isdir() else "other"
+                yield member.name, kind, member.size, lambda member=member: tf.extractfile(member)
+    else:
+        raise ArchiveError(f"{source}: not a zip or tar archive.")
+
+
+def _checked_entries(archive: str | os.PathLike, source: str, max_members: int):
+    """:func:`_entries`, each checked: a plain relative name, a file or folder, at most ``max_members`` of them."""
+    for count, (name, kind, size, opener) in enumerate(_entries(archive, source), start=1):
+        if count > max_members:
+            raise ArchiveError(f"{source}: more than the {max_members} members allowed.")
+        _check_name(name, source)
+        if kind == "other":
+            raise ArchiveError(f"{source}: member {name!r} is a link or special file; refused.")
+        yield name, kind, size, opener
+
+
 def archive_members(archive: str | os.PathLike, max_bytes: int, max_members: int = DEFAULT_MAX_MEMBERS) -> list[tuple[str, int]]:
     """The ``(name, declared size)`` of each regular file in a zip or tar archive, after checking every member.
 
@@ -42,33 +73,7 @@ def archive_members(archive: str | os.PathLike, max_bytes: int, max_members: int
             more than ``max_members`` members or more than ``max_bytes`` declared bytes; or not a zip or tar file.
     """
     source = str(archive)
-    files: list[tuple[str, int]] = []
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            if len(infos) > max_members:
-                raise ArchiveError(f"{source}: {len(infos)} members, more than the {max_members} allowed.")
-            for info in infos:
-                _check_name(info.filename, source)
-                kind = (info.external_attr >> 16) & 0o170000
-                if kind not in (0, 0o100000, 0o040000):
-                    raise ArchiveError(f"{source}: member {info.filename!r} is a link or special file; refused.")
-                if not info.is_dir():
-                    files.append((info.filename, info.file_size))
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            count = 0
-            for member in tf:
-                count += 1
-                if count > max_members:
-                    raise ArchiveError(f"{source}: more than the {max_members} members allowed.")
-                _check_name(member.name, source)
-                if not (member.isreg() or member.isdir()):
-                    raise ArchiveError(f"{source}: member {member.name!r} is a link or special file; refused.")
-                if member.isreg():
-                    files.append((member.name, member.size))
-    else:
-        raise ArchiveError(f"{source}: not a zip or tar archive.")
+    files = [(name, size) for name, kind, size, _ in _checked_entries(archive, source, max_members) if kind == "file"]
     total = sum(size for _, size in files)
     if total > max_bytes:
         raise ArchiveError(f"{source}: unpacks to {total} bytes, more than the {max_bytes} allowed (raise the limit to accept it).")
@@ -105,37 +110,18 @@ def safe_extract(archive: str | os.PathLike, destination: str | os.PathLike, max
     destination.mkdir(parents=True, exist_ok=True)
     root = destination.resolve()
     budget, written = max_bytes, []
-
-    def target_of(name: str) -> Path:
-        target = (root / _check_name(name, source)).resolve()
+    for name, kind, _, opener in _checked_entries(archive, source, max_members):
+        target = (root / name).resolve()
         if not target.is_relative_to(root):
             raise ArchiveError(f"{source}: member {name!r} would be written outside the destination folder; refused.")
-        return target
-
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                target = target_of(info.filename)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as stream:
-                    budget -= _copy_capped(stream, target, budget, source, info.filename)
-                written.append(target)
-    else:
-        with tarfile.open(archive) as tf:
-            for member in tf:
-                target = target_of(member.name)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                stream = tf.extractfile(member)
-                if stream is None:  # archive_members admitted regular files only
-                    raise ArchiveError(f"{source}: member {member.name!r} has no content.")
-                with stream:
-                    budget -= _copy_capped(stream, target, budget, source, member.name)
-                written.append(target)
+        if kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stream = opener()
+        if stream is None:  # only regular files get here
+            raise ArchiveError(f"{source}: member {name!r} has no content.")
+        with stream:
+            budget -= _copy_capped(stream, target, budget, source, name)
+        written.append(target)
     return written
-

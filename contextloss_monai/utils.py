@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "merge_csv_rows", "read_csv_rows", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "merge_csv_rows", "read_csv_rows", "remove_partial_files", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -79,6 +80,18 @@ def atomic_file(path: str | os.PathLike, binary: bool = True) -> Iterator[IO]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_partial_files(folder: str | os.PathLike, name_pattern: str, suffixes: Sequence[str] = (".partial",)) -> None:
+    """Remove what a killed atomic writer left in ``folder`` for the names matching ``name_pattern`` (a glob):
+    the hidden ``.<name>.*.partial`` files of :func:`atomic_file` and the staging folders named the same way."""
+    for leftover in Path(folder).glob(f".{name_pattern}.*"):
+        if not leftover.name.endswith(tuple(suffixes)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

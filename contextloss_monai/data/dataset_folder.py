@@ -16,6 +16,7 @@ the train / validation split of one cross-validation fold.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from contextloss_monai.utils import umask_mode
+from contextloss_monai.utils import remove_partial_files, umask_mode
 
 __all__ = [
     "DATALIST_NAME",
@@ -144,8 +145,7 @@ def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Itera
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"out_dir {out_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.parent.glob(f".{out_dir.name}.*.partial"):  # left by a writer that was killed
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_partial_files(out_dir.parent, glob.escape(out_dir.name))  # left by a writer that was killed
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
         yield staging
@@ -236,17 +236,28 @@ def case_id(path: str | os.PathLike) -> str:
     return name
 
 
-def check_case_ids(datalist: str | os.PathLike) -> None:
+def _read_datalist(datalist: Path) -> dict:
+    try:
+        content = json.loads(datalist.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{datalist} is not a readable JSON datalist ({error}).") from error
+    if not isinstance(content, dict):
+        raise ValueError(f"{datalist} must hold a JSON object with 'training' and 'test' lists.")
+    return content
+
+
+def check_case_ids(datalist: str | os.PathLike, content: dict | None = None) -> None:
     """Refuse a datalist whose cases repeat: an image or case id listed twice in ``training`` or in ``test``, or
     a case in both (a test case seen in training makes every test figure a training figure).
+
+    Args:
+        datalist: the ``dataset.json`` file.
+        content: its parsed content, where the caller has read it already.
 
     Raises:
         ValueError: naming the datalist, the list(s) and the case ids.
     """
-    try:
-        content = json.loads(Path(datalist).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{datalist} is not a readable JSON datalist ({error}).") from error
+    content = _read_datalist(Path(datalist)) if content is None else content
     ids: dict[str, list[str]] = {}
     for key in ("training", "test"):
         entries = content.get(key, [])
@@ -298,9 +309,10 @@ def load_datalist(
             f"dataset_dir {dataset_dir} has no {DATALIST_NAME}; create one with scripts/make_synthetic.py or a "
             "scripts/prepare_*.py converter."
         )
-    check_case_ids(datalist)
+    content = _read_datalist(datalist)
+    check_case_ids(datalist, content)
     key = "test" if role == "test" or (role == "val" and fold is None) else "training"
-    if not json.loads(datalist.read_text()).get(key):  # MONAI's loader fails on an empty test list with an IndexError
+    if not content.get(key):  # MONAI's loader fails on an empty test list with an IndexError
         raise ValueError(f"the {role!r} list of {datalist} is empty (no {key!r} items).")
     items = load_decathlon_datalist(str(datalist), is_segmentation=True, data_list_key=key, base_dir=str(dataset_dir))
     if fold is not None and role in ("train", "val"):

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from contextloss_monai.archives import ArchiveError, archive_members, safe_extract
 from contextloss_monai.checks import check_plain_name, check_positive_int
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import atomic_file, umask_mode
+from contextloss_monai.utils import atomic_file, remove_partial_files, umask_mode
 
 __all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "DEFAULT_MAX_UNPACKED_BYTES", "EXCLUDED", "VERSION_PATTERN", "bundle_name_of", "download_bundle", "package_bundle"]
 
@@ -179,13 +179,6 @@ def _install(staged: Path, target: Path) -> None:
         aside.rename(staged)
 
 
-def _remove_leftovers(bundle_dir: Path, name: str) -> None:
-    """Remove what an earlier download of bundle ``name`` left when it was killed (hidden staging files and folders)."""
-    for leftover in bundle_dir.glob(f".{name}.*"):
-        if leftover.name.endswith((".partial", ".old")):
-            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink(missing_ok=True)
-
-
 def download_bundle(
     url: str,
     bundle_dir: str | os.PathLike,
@@ -228,7 +221,7 @@ def download_bundle(
     expected = _expected_digest(sha256)
     bundle_dir = Path(bundle_dir).resolve()
     bundle_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(bundle_dir, name)
+    remove_partial_files(bundle_dir, name, suffixes=(".partial", ".old"))  # what a killed download left
     source = url if re.match(r"^[a-z][a-z0-9+.-]*://", url) else Path(url).resolve().as_uri()
     handle, download = tempfile.mkstemp(dir=bundle_dir, prefix=f".{name}.download.", suffix=".partial")
     staging = None

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from contextloss_monai.checks import check_positive_int
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import batch_filenames, is_main_process, read_csv_rows, save_atomic, to_numpy, write_csv_rows
+from contextloss_monai.utils import batch_filenames, is_main_process, read_csv_rows, remove_partial_files, save_atomic, to_numpy, write_csv_rows
 
 __all__ = ["EarlyStopOnPlateau", "EpochLogger", "FinalModelSaver", "ResumeFromLastCheckpoint", "StopOnNonFiniteLoss", "TrainingStateSaver"]
 
@@ -166,8 +166,7 @@ class TrainingStateSaver:
     def _remove_partial_saves(self, engine: Engine) -> None:
         """Remove what a save killed half-way left behind (temporary files, never loaded)."""
         if is_main_process():
-            for partial in self.save_dir.glob(f".{self.prefix}_checkpoint_epoch=*.partial"):
-                partial.unlink(missing_ok=True)
+            remove_partial_files(self.save_dir, f"{self.prefix}_checkpoint_epoch=*")
 
     def __call__(self, engine: Engine) -> None:
         if not is_main_process():
@@ -208,8 +207,7 @@ class FinalModelSaver:
     def _remove_partial_saves(self, engine: Engine) -> None:
         """Remove the temporary file a save killed half-way left behind (``.<final_filename>.*.partial``)."""
         if is_main_process():
-            for partial in self.path.parent.glob(f".{self.path.name}.*.partial"):
-                partial.unlink(missing_ok=True)
+            remove_partial_files(self.path.parent, self.path.name)
 
     def __call__(self, engine: Engine) -> None:
         if not is_main_process():

@@ -25,7 +25,7 @@ from contextloss_monai import __version__
 from contextloss_monai.archives import safe_extract
 from contextloss_monai.checks import check_plain_name
 from contextloss_monai.label.datastore import DEFAULT_MAX_IMAGE_BYTES, SafeLocalDatastore
-from contextloss_monai.label.server import OPTIONAL_ROUTES, harden_server, is_loopback, read_token, served_host
+from contextloss_monai.label.server import OPTIONAL_ROUTES, UploadFolder, harden_server, is_loopback, read_token, served_host
 from contextloss_monai.label.tasks import BundleSegmentationInfer, BundleTwoStageTrain, find_bundles
 
 __all__ = ["ContextLossLabelApp", "SafeSessions"]
@@ -120,8 +120,6 @@ class ContextLossLabelApp(MONAILabelApp):
                 f"refusing to serve on {host} without a token: other machines could reach it. Bind --host 127.0.0.1, "
                 "or configure a token (--conf auth_token_file FILE), or pass --conf insecure true."
             )
-        from contextloss_monai.label.server import UploadFolder
-
         self.uploads = UploadFolder()
         configured = [o.strip() for o in str(self.conf.get("cors_origins", "")).split(",") if o.strip()]
         harden_server(self, configured or [str(o) for o in settings.MONAI_LABEL_CORS_ORIGINS], self.token, self.options, insecure)

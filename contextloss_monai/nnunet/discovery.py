@@ -74,19 +74,32 @@ def find_trainer_class(name: str) -> type:
 
 
 @contextmanager
-def nnunet_finds_our_trainers() -> Iterator[None]:
-    """Within the block, nnU-Net's training and prediction look trainer names up with :func:`find_trainer_class`."""
+def _replaced(modules: list[str], attribute: str, value: object) -> Iterator[None]:
+    """Within the block, ``attribute`` of each module in ``modules`` is ``value``; the originals come back after."""
     import importlib
 
-    modules = [importlib.import_module(m) for m in _LOOKUP_USERS]
-    originals = [m.recursive_find_trainer_class_by_name for m in modules]
+    loaded = [importlib.import_module(m) for m in modules]
+    originals = [getattr(m, attribute) for m in loaded]
     try:
-        for module in modules:
-            module.recursive_find_trainer_class_by_name = find_trainer_class
+        for module in loaded:
+            setattr(module, attribute, value)
         yield
     finally:
-        for module, original in zip(modules, originals):
-            module.recursive_find_trainer_class_by_name = original
+        for module, original in zip(loaded, originals):
+            setattr(module, attribute, original)
+
+
+def nnunet_finds_our_trainers():
+    """Within the block, nnU-Net's training and prediction look trainer names up with :func:`find_trainer_class`."""
+    return _replaced(list(_LOOKUP_USERS), "recursive_find_trainer_class_by_name", find_trainer_class)
+
+
+def _pretrained_weights_as_data():
+    """Within the block, ``nnUNetv2_train -pretrained_weights`` loads the checkpoint as data
+    (:func:`contextloss_monai.nnunet.pretrained.load_pretrained_weights`), not with nnU-Net's unpickling loader."""
+    from contextloss_monai.nnunet.pretrained import load_pretrained_weights
+
+    return _replaced(["nnunetv2.run.run_training"], "load_pretrained_weights", load_pretrained_weights)
 
 
 def run_nnunet_command(command: str, args: list[str]) -> int:
@@ -105,18 +118,3 @@ def run_nnunet_command(command: str, args: list[str]) -> int:
         sys.argv = argv
     return 0
 
-
-@contextmanager
-def _pretrained_weights_as_data() -> Iterator[None]:
-    """Within the block, ``nnUNetv2_train -pretrained_weights`` loads the checkpoint as data
-    (:func:`contextloss_monai.nnunet.pretrained.load_pretrained_weights`), not with nnU-Net's unpickling loader."""
-    import nnunetv2.run.run_training as run_training
-
-    from contextloss_monai.nnunet.pretrained import load_pretrained_weights
-
-    original = run_training.load_pretrained_weights
-    run_training.load_pretrained_weights = load_pretrained_weights
-    try:
-        yield
-    finally:
-        run_training.load_pretrained_weights = original
