@@ -11,7 +11,7 @@ host reads of device scalars) during one loss call. Every number of one table co
 
 Usage:
     python scripts/bench_gpu.py                    # the four datasets on the GPU (about 6 minutes on an H100)
-    python scripts/bench_gpu.py --markdown         # the README table
+    python scripts/bench_gpu.py --markdown         # the docs/gpu.md table
     python scripts/bench_gpu.py --smoke --device cpu   # seconds: tiny shapes, checks the script itself
 """
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=None, help=f"any of {list(PAPER_PATCHES)} (default: all)")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, 1 repeat: checks the script, measures nothing")
-    parser.add_argument("--markdown", action="store_true", help="print the README table")
+    parser.add_argument("--markdown", action="store_true", help="print the docs/gpu.md table")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

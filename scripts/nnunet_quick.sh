@@ -3,7 +3,7 @@
 # 5 epochs of nnU-Net's Dice & CE pretraining (nnUNetTrainer_5epochs), 1 epoch of CLoss fine-tuning from that
 # checkpoint (nnUNetTrainerCLoss_1epoch), predictions of both, the topological post-processing and the
 # evaluation of the pretrained and the post-processed fine-tuned predictions.
-# Needs the nnunet extra (README "With nnU-Net"). Usage: bash scripts/nnunet_quick.sh [work folder] [device]
+# Needs the nnunet extra (docs/nnunet.md). Usage: bash scripts/nnunet_quick.sh [work folder] [device]
 set -euo pipefail
 work=${1:-outputs/nnunet_quick}
 device=${2:-cpu}

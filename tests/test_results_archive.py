@@ -1,4 +1,4 @@
-"""The committed result archives: what the benchmark copies, and that the README quotes what they rebuild to."""
+"""The committed result archives: what the benchmark copies, and that docs/results.md quotes what they rebuild to."""
 
 from __future__ import annotations
 
@@ -75,12 +75,12 @@ def test_archive_names_what_is_missing(tmp_path):
 
 @pytest.mark.skipif(not ARCHIVES, reason="no committed result archive")
 @pytest.mark.parametrize("archive", ARCHIVES, ids=lambda p: p.name)
-def test_committed_archive_rebuilds_its_report_and_the_readme_quotes_it(archive, tmp_path):
-    """Each committed archive's report is what its rows and per-image metrics give, and the README quotes
-    every row of its tables: a README figure from an archived run is checkable without the run folder."""
+def test_committed_archive_rebuilds_its_report_and_the_docs_quote_it(archive, tmp_path):
+    """Each committed archive's report is what its rows and per-image metrics give, and docs/results.md quotes
+    every row of its tables: a figure from an archived run is checkable without the run folder."""
     report = (archive / RESULTS_MD).read_text()
     assert _rebuilt_report(archive, tmp_path, title=report.splitlines()[0].removeprefix("# ")) == report
-    readme = (ROOT / "README.md").read_text()
+    results = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| method")]
-    assert rows and [line for line in rows if line not in readme] == []
-    assert f"docs/results/{archive.name}" in readme  # the README says where the archive is
+    assert rows and [line for line in rows if line not in results] == []
+    assert f"docs/results/{archive.name}" in results  # the page says where the archive is

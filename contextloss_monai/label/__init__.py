@@ -1,6 +1,6 @@
 """Serving the bundles through MONAI Label: the app, its tasks, the studies folder's guard and the server's.
 
-MONAI Label (``monailabel``) is an optional extra (``docs``: the README section "Serving with MONAI Label");
+MONAI Label (``monailabel``) is an optional extra (see ``docs/monailabel.md``);
 import this package only where it is installed.
 
 - :mod:`~contextloss_monai.label.app`: :class:`ContextLossLabelApp`, what ``apps/contextloss_label`` serves;

@@ -20,7 +20,7 @@ __all__ = ["ContextLoss", "DEFAULT_RESTRICTED", "RESTRICTED_READINGS", "binarize
 
 #: readings of the restricted term ``L_pixel ⊙ M`` (see :class:`ContextLoss`)
 RESTRICTED_READINGS = ("hadamard", "mask_mean")
-#: the default reading: the literal Hadamard product. The project's ablation (README, "Results": roads_2d and
+#: the default reading: the literal Hadamard product. The project's ablation (docs/results.md: roads_2d and
 #: vessap_3d, 3 folds each, same pretrained checkpoints) found it closing more gaps than the mean over the mask
 #: at a third of the Dice cost; ``"mask_mean"`` was the default until 2026-11-28.
 DEFAULT_RESTRICTED = "hadamard"

@@ -1,8 +1,8 @@
 """ContextLoss in nnU-Net v2: fine-tuning trainers, a converter from this project's dataset folders to nnU-Net's
 raw format, and the topological post-processing and evaluation of nnU-Net prediction folders.
 
-Needs nnU-Net (the ``nnunet`` extra plus the packages that go in with ``--no-deps``, see the README section
-"With nnU-Net"); nothing else in ``contextloss_monai`` imports this subpackage. nnU-Net finds the trainers
+Needs nnU-Net (the ``nnunet`` extra plus the packages that go in with ``--no-deps``, see
+``docs/nnunet.md``); nothing else in ``contextloss_monai`` imports this subpackage. nnU-Net finds the trainers
 through its ``nnUNet_extTrainer`` variable: ``export nnUNet_extTrainer=$(python -m contextloss_monai.nnunet
 trainer-path)``, then ``nnUNetv2_train ... -tr nnUNetTrainerCLoss``.
 """

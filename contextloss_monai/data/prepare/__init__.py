@@ -1,6 +1,6 @@
 """Converters from the public archives of the paper's datasets to the dataset folder layout.
 
-See the README section "Data" for the archives, their layouts and the splits.
+See ``docs/data.md`` for the archives, their layouts and the splits.
 """
 
 from contextloss_monai.data.prepare.common import Case, read_array
