@@ -36,8 +36,11 @@ def _literal(value: object) -> object:
 
 
 def bundle_values(template: Path = TEMPLATE) -> dict[str, dict]:
-    """``{bundle name: template variables}``: each bundle's values over the defaults of its spatial dims."""
+    """``{bundle name: template variables}``: each bundle's values over the defaults of its spatial dims, and the
+    package version the bundles require (the package's own ``__version__``: one source)."""
     import yaml
+
+    from contextloss_monai import __version__
 
     spec = yaml.safe_load((template / "bundles.yaml").read_text())
     values = {}
@@ -45,7 +48,7 @@ def bundle_values(template: Path = TEMPLATE) -> dict[str, dict]:
         dims = own.get("spatial_dims")
         if dims not in spec["dims"]:
             raise ValueError(f"bundles.yaml: {name}.spatial_dims must be one of {sorted(spec['dims'])}, got {dims!r}.")
-        values[name] = {**spec["dims"][dims], **own, "name": name}
+        values[name] = {**spec["dims"][dims], **own, "name": name, "package_version": __version__}
     return values
 
 

@@ -32,7 +32,7 @@ def test_package_download_and_infer(tmp_path):
     (bundle / "logs/run.log").write_text("not for the zip")
 
     archive, digest = package_bundle(bundle, tmp_path / "dist")
-    assert archive.name == "roads_2d_v0.2.0.zip"
+    assert archive.name == "roads_2d_v0.3.0.zip"
     assert digest == hashlib.sha256(archive.read_bytes()).hexdigest() in Path(f"{archive}.sha256").read_text()
     names = zipfile.ZipFile(archive).namelist()
     assert all(n.startswith("roads_2d/") for n in names)

@@ -3,8 +3,8 @@ one with its SHA-256 verified and the bundle installed atomically.
 
 Download and install a bundle, refusing a zip whose SHA-256 differs from the one published beside it::
 
-    python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.1.0.zip \\
-        --sha256 https://HOST/roads_2d_v0.1.0.zip.sha256 --bundle_dir ./bundles
+    python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.3.0.zip \\
+        --sha256 https://HOST/roads_2d_v0.3.0.zip.sha256 --bundle_dir ./bundles
 
 (``--sha256`` takes the hex digest itself, a ``.sha256`` file or its URL; ``--name`` the bundle's name when the
 zip is not called ``<name>_v<version>.zip``; ``--max_download_mb`` / ``--max_unpacked_mb`` raise the size caps.)
