@@ -8,14 +8,17 @@ A run lives in one folder, the bundle's ``bundle_root`` (the bundle folder itsel
     models/model_<method key>.pt                 one fine-tuned model per method (experiments)
     models/<stage>_checkpoint_epoch=<N>.pt       resumable training state of a stage
     logs/<stage>/training_log.csv                one row per epoch
+    logs/<stage>/stage.log                       the log lines of a stage the experiment runner ran
+                                                 (evaluations: logs/evaluate_<evaluation name>/stage.log)
     eval/predictions/, eval/predictions_topo/    inference (one model / Algorithm 2)
     eval/<evaluation name>/metrics.csv           per-image metrics of an evaluation
     eval/<evaluation name>/summary.json          their mean, std and count
+    logs/naming.json                             the naming rule of the keys (experiment runs)
 
-Stages: ``pretrain``, and ``finetune_<method key>`` where the method key names the fine-tuning loss and
-its γ (``dice_ce`` has no γ) and, for CLoss read other than ``mask_mean``, the reading:
-``finetune_context_g0.2_hadamard``, ``finetune_dice_ce``. The bundle configs build
-their paths and stage names from :class:`RunLayout`, and so do the experiment scripts.
+Stages: ``pretrain``, and ``finetune_<method key>`` where the method key (:attr:`contextloss_monai.method.Method.key`)
+names the fine-tuning loss, its γ and, where it is not the default, the reading of CLoss's restricted term:
+``finetune_context_g0.2``, ``finetune_context_g0.2_mask_mean``, ``finetune_dice_ce``. The bundle configs build
+their paths and stage names from :class:`RunLayout`, and so does the experiment runner.
 """
 
 from __future__ import annotations
@@ -37,21 +40,21 @@ class RunLayout:
 
     Example:
         >>> layout = RunLayout.of_fold("outputs/demo", 0)  # RunLayout("outputs/demo/fold0")
-        >>> layout.training_log(RunLayout.finetune_stage("context", 0.2, "hadamard"))
-        PosixPath('outputs/demo/fold0/logs/finetune_context_g0.2_hadamard/training_log.csv')
+        >>> layout.training_log(RunLayout.stage_of("context_g0.2"))
+        PosixPath('outputs/demo/fold0/logs/finetune_context_g0.2/training_log.csv')
     """
 
     root: Path
 
     PRETRAIN_STAGE = "pretrain"
-    #: the reading of CLoss's restricted term whose run names carry no suffix: ``mask_mean``, the loss's
-    #: default when the first runs were written; every other reading is suffixed (``context_g0.2_hadamard``,
-    #: the default since 2026-11-28), so that run folders written before the default changed keep their meaning
-    UNSUFFIXED_READING = "mask_mean"
     PRETRAINED_MODEL = "pretrained.pt"
     FINETUNED_MODEL = "model.pt"
     PRETRAINED_KEY = "pretrained"
     TRAINING_LOG = "training_log.csv"
+    STAGE_LOG = "stage.log"
+    #: the naming rule of the method keys a run folder's files carry (:mod:`contextloss_monai.method`), recorded in
+    #: ``logs/naming.json`` by the experiment runner; a folder without the record was named by the earlier rule
+    NAMING_RULE = 2
     METRICS_CSV = "metrics.csv"
     SUMMARY_JSON = "summary.json"
     #: run outputs that never go into a bundle zip (relative to the bundle, ``fnmatch`` patterns)
@@ -66,28 +69,6 @@ class RunLayout:
         return cls(Path(out_dir) / f"fold{fold}")
 
     # names ------------------------------------------------------------------------------------------
-    @staticmethod
-    def method_key(loss_name: str | None, gamma: float, restricted: str) -> str:
-        """``pretrained`` (no fine-tuning), ``dice_ce``, or ``<loss>_g<γ>`` (e.g. ``cldice_g0.2``), with
-        ``_<restricted>`` appended for a ContextLoss variant read other than :attr:`UNSUFFIXED_READING`
-        (``context_g0.2_hadamard``; ``context_g0.2`` is the ``mask_mean`` run); the other losses have no reading
-        and ignore ``restricted``. The reading is always named by the caller: a name must not follow the loss's
-        default."""
-        from contextloss_monai.bundle.losses import CONTEXT_LOSS_NAMES  # here: the layout stays free of torch
-        if loss_name is None:
-            return RunLayout.PRETRAINED_KEY
-        if loss_name == "dice_ce":
-            return "dice_ce"
-        key = f"{loss_name}_g{float(gamma):g}"
-        if loss_name not in CONTEXT_LOSS_NAMES or restricted == RunLayout.UNSUFFIXED_READING:
-            return key
-        return f"{key}_{restricted}"
-
-    @staticmethod
-    def finetune_stage(loss_name: str, gamma: float, restricted: str) -> str:
-        """The stage that fine-tunes with ``loss_name``, ``gamma`` and ``restricted``: ``finetune_<method key>``."""
-        return f"finetune_{RunLayout.method_key(loss_name, gamma, restricted)}"
-
     @staticmethod
     def stage_of(key: str) -> str:
         """The training stage that produced the model of a method key (``pretrained`` → ``pretrain``)."""
@@ -128,8 +109,21 @@ class RunLayout:
         found = [(int(m.group(1)), p) for p in Path(models_dir).glob(f"{stage}_checkpoint_epoch=*.pt") if (m := pattern.match(p.name))]
         return sorted(found)
 
+    @property
+    def naming_record(self) -> Path:
+        """``logs/naming.json``: the naming rule (:attr:`NAMING_RULE`) the run's method keys follow."""
+        return self.root / "logs" / "naming.json"
+
+    def has_outputs(self) -> bool:
+        """Whether anything was written under ``models/``, ``logs/`` or ``eval/``."""
+        return any(d.is_dir() and any(d.iterdir()) for d in (self.models_dir, self.root / "logs", self.root / "eval"))
+
     def log_dir(self, stage: str) -> Path:
         return self.root / "logs" / stage
+
+    def stage_log(self, stage: str) -> Path:
+        """The log lines of ``stage`` (``pretrain``, ``finetune_<key>``, ``evaluate_<evaluation name>``)."""
+        return self.log_dir(stage) / self.STAGE_LOG
 
     def training_log(self, stage: str) -> Path:
         return self.log_dir(stage) / self.TRAINING_LOG

@@ -1,12 +1,16 @@
-"""Small helpers every layer uses: the one conversion of tensors to NumPy, atomic CSV writing and reading, the rank test."""
+"""Small helpers every layer uses: the one conversion of tensors to NumPy, the one way files and folders are written
+(atomically), CSV writing and reading, the rank test."""
 
 from __future__ import annotations
 
 import csv
+import errno
+import glob
 import hashlib
 import io
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +22,8 @@ import torch
 import torch.distributed as dist
 from monai.config import NdarrayOrTensor
 
-__all__ = ["atomic_file", "batch_filenames", "content_key", "is_main_process", "merge_csv_rows", "read_csv_rows", "remove_partial_files", "save_atomic", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
+__all__ = ["atomic_file", "atomic_path", "batch_filenames", "content_key", "install_folder", "is_main_process", "merge_csv_rows", "read_csv_rows",
+           "remove_partial_files", "save_atomic", "staging_folder", "to_numpy", "umask_mode", "write_csv_rows", "write_text_atomic"]
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -62,24 +67,105 @@ def is_main_process() -> bool:
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, binary: bool = True) -> Iterator[IO]:
-    """A stream to write ``path`` through: a temporary file in the same folder, flushed to disk and renamed
-    into place when the block ends without error, removed otherwise. Readers (and a resumed run) see the
-    previous file or the complete new one, never a part of it, whenever the writing process dies. The file
-    gets the permissions the umask gives."""
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """The one way this package writes a file: yield a temporary path beside ``path`` (hidden,
+    ``.<name>.<random>.partial<suffix>``) for the block to write, then rename it into place when the block ends
+    without error; remove it otherwise. Readers (and a resumed run) see the previous file or the complete new
+    one, never a part of it, whenever the writing process dies; :func:`remove_partial_files` clears what a
+    killed writer left. The file gets the permissions the umask gives.
+
+    Args:
+        path: the file to write (its folder is created).
+        suffix: the temporary name's ending, for writers that choose the format by it (``".nii.gz"``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".partial{suffix}")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb" if binary else "w", **({} if binary else {"newline": ""})) as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
+        yield Path(temporary)
         os.chmod(temporary, umask_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, binary: bool = True) -> Iterator[IO]:
+    """A stream to write ``path`` through :func:`atomic_path`, flushed to disk before the rename."""
+    with atomic_path(path) as temporary, open(temporary, "wb" if binary else "w", **({} if binary else {"newline": ""})) as stream:
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+@contextmanager
+def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """The folder counterpart of :func:`atomic_path`: yield a hidden temporary folder beside ``out_dir``
+    (``.<name>.<random>.partial``) that :func:`install_folder` puts at ``out_dir`` when the block succeeds.
+
+    A failure leaves nothing half-written: the temporary folder is removed and ``out_dir`` untouched. A
+    process killed outright leaves its temporary folder; the next write of ``out_dir`` removes it. The
+    finished folder has the permissions the umask gives a new folder.
+
+    Raises:
+        FileExistsError: when ``out_dir`` exists and is not a folder, or is not empty and ``overwrite`` is false.
+    """
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"out_dir {out_dir} exists and is not a folder.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"out_dir {out_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(out_dir.parent, glob.escape(out_dir.name), suffixes=(".partial", ".old"))  # left by a writer that was killed
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        yield staging
+        os.chmod(staging, umask_mode(0o777))  # mkdtemp's folder is private; the result follows the umask
+        install_folder(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # the old out_dir after a swap, or the failed attempt
+
+
+def _exchange(staged: Path, target: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where that is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(staged), at_fdcwd, os.fsencode(target), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without exchange
+        return False
+    raise OSError(error, os.strerror(error), str(target))
+
+
+def install_folder(staged: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the folder ``staged`` at ``target`` in one rename: swapped with an existing ``target`` (whose old copy
+    is then at ``staged``, for the caller to remove), renamed where there is none; so there is no moment without
+    a complete folder at ``target``. Without an atomic swap (not Linux), two renames.
+
+    Raises:
+        ValueError: when ``target`` exists and is a link or not a folder (it is not replaced).
+    """
+    staged, target = Path(staged), Path(target)
+    if not target.exists() and not target.is_symlink():
+        staged.rename(target)
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise ValueError(f"{target} exists and is not a folder; not replaced.")
+    if not _exchange(staged, target):
+        aside = staged.with_name(staged.name + ".old")
+        target.rename(aside)
+        staged.rename(target)
+        aside.rename(staged)
 
 
 def remove_partial_files(folder: str | os.PathLike, name_pattern: str, suffixes: Sequence[str] = (".partial",)) -> None:

@@ -7,28 +7,27 @@
 set -euo pipefail
 work=${1:-outputs/nnunet_quick}
 device=${2:-cpu}
-repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$work"
 cd "$work"
 export nnUNet_raw=$PWD/nnunet/raw nnUNet_preprocessed=$PWD/nnunet/preprocessed nnUNet_results=$PWD/nnunet/results
 start=$(date +%s)
 step() { echo "nnunet_quick: $1 done after $(( $(date +%s) - start )) s"; }
-python "$repo/scripts/make_synthetic.py" --kind roads --out data/roads --size 128 --overwrite
-python -m contextloss_monai.nnunet convert data/roads --nnunet-raw "$nnUNet_raw" --id 501 --overwrite
+contextloss make-synthetic --kind roads --out data/roads --size 128 --overwrite
+contextloss nnunet convert data/roads --nnunet-raw "$nnUNet_raw" --id 501 --overwrite
 nnUNetv2_plan_and_preprocess -d 501 -c 2d --verify_dataset_integrity
 step "plan and preprocess"
-python -m contextloss_monai.nnunet train 501 2d 0 -tr nnUNetTrainer_5epochs -device "$device"
+contextloss nnunet train 501 2d 0 -tr nnUNetTrainer_5epochs -device "$device"
 step "pretraining"
 results=$nnUNet_results/Dataset501_synthetic_roads
-python -m contextloss_monai.nnunet train 501 2d 0 -tr nnUNetTrainerCLoss_1epoch -device "$device" \
+contextloss nnunet train 501 2d 0 -tr nnUNetTrainerCLoss_1epoch -device "$device" \
     -pretrained_weights "$results/nnUNetTrainer_5epochs__nnUNetPlans__2d/fold_0/checkpoint_final.pth"
 step "CLoss fine-tuning"
 tests=$nnUNet_raw/Dataset501_synthetic_roads
-python -m contextloss_monai.nnunet predict -i "$tests/imagesTs" -o pred_pretrained -d 501 -c 2d -f 0 -tr nnUNetTrainer_5epochs -device "$device"
-python -m contextloss_monai.nnunet predict -i "$tests/imagesTs" -o pred_closs -d 501 -c 2d -f 0 -tr nnUNetTrainerCLoss_1epoch -device "$device"
-python -m contextloss_monai.nnunet postprocess --finetuned pred_closs --pretrained pred_pretrained --out pred_closs_topo
+contextloss nnunet predict -i "$tests/imagesTs" -o pred_pretrained -d 501 -c 2d -f 0 -tr nnUNetTrainer_5epochs -device "$device"
+contextloss nnunet predict -i "$tests/imagesTs" -o pred_closs -d 501 -c 2d -f 0 -tr nnUNetTrainerCLoss_1epoch -device "$device"
+contextloss nnunet postprocess --finetuned pred_closs --pretrained pred_pretrained --out pred_closs_topo
 for name in pretrained closs_topo; do
-    python -m contextloss_monai.nnunet evaluate --pred "pred_$name" --labels "$tests/labelsTs" --out "eval_$name" > /dev/null
+    contextloss nnunet evaluate --pred "pred_$name" --labels "$tests/labelsTs" --out "eval_$name" > /dev/null
 done
 step "prediction, post-processing and evaluation"
 python - <<'PY'

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import copy_bundle
 
-from contextloss_monai.experiment.packaging import package_bundle
+from contextloss_monai.bundle.packaging import package_bundle
 from contextloss_monai.data.synthetic import write_synthetic_dataset
 
 
@@ -32,7 +32,8 @@ def test_package_download_and_infer(tmp_path):
     (bundle / "logs/run.log").write_text("not for the zip")
 
     archive, digest = package_bundle(bundle, tmp_path / "dist")
-    assert archive.name == "roads_2d_v0.3.0.zip"
+    version = json.loads((bundle / "configs/metadata.json").read_text())["version"]
+    assert archive.name == f"roads_2d_v{version}.zip"
     assert digest == hashlib.sha256(archive.read_bytes()).hexdigest() in Path(f"{archive}.sha256").read_text()
     names = zipfile.ZipFile(archive).namelist()
     assert all(n.startswith("roads_2d/") for n in names)
@@ -76,7 +77,8 @@ def _serve(folder: Path):
 
 
 def test_verified_download_refuses_a_tampered_zip_and_installs_atomically(tmp_path):
-    from contextloss_monai.experiment.packaging import download_bundle, main
+    from contextloss_monai.bundle.packaging import download_bundle
+    from contextloss_monai.cli import main
 
     bundle = copy_bundle("roads_2d", tmp_path / "src")
     archive, digest = package_bundle(bundle, tmp_path / "dist")
@@ -95,7 +97,7 @@ def test_verified_download_refuses_a_tampered_zip_and_installs_atomically(tmp_pa
         with pytest.raises(ValueError, match="does not match the expected"):
             download_bundle(url, installed_dir, sha_url)
         assert (first / "marker.txt").is_file()
-        assert main(["--url", url, "--sha256", digest, "--bundle_dir", str(installed_dir)]) == 2
+        assert main(["download", "--url", url, "--sha256", digest, "--bundle_dir", str(installed_dir)]) == 2
         assert sorted(p.name for p in installed_dir.iterdir()) == ["roads_2d"]  # no partial download or folder left
 
         # a good zip again: the older copy is replaced only by the complete new one
@@ -109,7 +111,7 @@ def test_verified_download_refuses_a_tampered_zip_and_installs_atomically(tmp_pa
 
 
 def test_download_refuses_zips_that_escape(tmp_path):
-    from contextloss_monai.experiment.packaging import download_bundle
+    from contextloss_monai.bundle.packaging import download_bundle
 
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
@@ -158,7 +160,7 @@ def _zip(path: Path, members: dict[str, bytes]) -> str:
 
 def test_download_caps_the_unpacked_size(tmp_path):
     """A small zip whose digest matches but which unpacks to far more (a zip bomb) is refused before unpacking."""
-    from contextloss_monai.experiment.packaging import download_bundle
+    from contextloss_monai.bundle.packaging import download_bundle
 
     bomb = tmp_path / "roads_2d_v0.2.0.zip"
     digest = _zip(bomb, {"roads_2d/configs/metadata.json": b"{}", "roads_2d/models/model.pt": bytes(64 << 20)})
@@ -186,7 +188,7 @@ class _Endless(http.server.BaseHTTPRequestHandler):
 
 
 def test_download_stops_an_endless_download(tmp_path):
-    from contextloss_monai.experiment.packaging import download_bundle
+    from contextloss_monai.bundle.packaging import download_bundle
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -202,7 +204,7 @@ def test_download_stops_an_endless_download(tmp_path):
 
 def test_download_refuses_a_zip_of_another_bundle(tmp_path):
     """roads_2d_v0.2.0.zip whose top folder is vessap_3d would replace the installed vessap_3d: refused."""
-    from contextloss_monai.experiment.packaging import download_bundle
+    from contextloss_monai.bundle.packaging import download_bundle
 
     installed = tmp_path / "installed"
     (installed / "vessap_3d" / "configs").mkdir(parents=True)
@@ -218,7 +220,7 @@ def test_download_refuses_a_zip_of_another_bundle(tmp_path):
 def test_reinstalling_never_leaves_the_bundle_missing(tmp_path):
     """While a bundle is installed over its older copy again and again, a reader polling its metadata never
     finds it missing (the install is one atomic swap, not two renames)."""
-    from contextloss_monai.experiment.packaging import download_bundle
+    from contextloss_monai.bundle.packaging import download_bundle
 
     archive = tmp_path / "roads_2d_v0.2.0.zip"
     digest = _zip(archive, {"roads_2d/configs/metadata.json": b"{}", "roads_2d/models/model.pt": os.urandom(1 << 20)})
@@ -247,7 +249,7 @@ def test_reinstalling_never_leaves_the_bundle_missing(tmp_path):
 def test_a_killed_download_leaves_the_installed_copy_and_is_cleaned_up(tmp_path):
     """kill -9 of a download while it unpacks: the installed copy stays complete, and the next download removes
     the hidden staging folder and partial file the killed one left."""
-    from contextloss_monai.experiment.packaging import download_bundle
+    from contextloss_monai.bundle.packaging import download_bundle
 
     archive = tmp_path / "roads_2d_v0.2.0.zip"
     members = {"roads_2d/configs/metadata.json": b'{"version": "0.2.0"}'}
@@ -256,7 +258,7 @@ def test_a_killed_download_leaves_the_installed_copy_and_is_cleaned_up(tmp_path)
     installed = tmp_path / "installed"
     (installed / "roads_2d" / "configs").mkdir(parents=True)
     (installed / "roads_2d" / "configs" / "metadata.json").write_text('{"version": "old"}')
-    code = ("import sys; from contextloss_monai.experiment.packaging import download_bundle; "
+    code = ("import sys; from contextloss_monai.bundle.packaging import download_bundle; "
             "download_bundle(sys.argv[1], sys.argv[2], sys.argv[3])")
     process = subprocess.Popen([sys.executable, "-c", code, str(archive), str(installed), digest])
     try:

@@ -1,5 +1,6 @@
-"""The four bundles are rendered from one template (``bundles/_template``): the committed folders match it,
-and a change to the template is one edit that every bundle follows."""
+"""The four bundles are rendered from one template, shipped in the package (``contextloss_monai/bundle/template``):
+the committed folders match it, a change to the template is one edit that every bundle follows, and the
+experiment commands render the bundle they run (so they run from a wheel)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,40 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from contextloss_monai.bundle.render import TEMPLATE, bundle_folder
+
 ROOT = Path(__file__).resolve().parents[1]
-RENDER = ROOT / "scripts" / "render_bundles.py"
 BUNDLES = ("cement_lines_3d", "hrf_retina_2d", "roads_2d", "vessap_3d")
 
 
 def render(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(RENDER), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "contextloss_monai", "render-bundles", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_committed_bundles_match_the_template():
-    done = render("--check")
+    done = render("--check", "--out", str(ROOT / "bundles"))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 bundles match" in done.stdout
+    assert "4 bundles" in done.stdout and "match the template" in done.stdout
+
+
+def test_experiments_run_the_rendered_bundle_or_a_folder_given(tmp_path):
+    rendered = bundle_folder("roads_2d", tmp_path)
+    assert rendered == (tmp_path / "bundles" / "roads_2d").absolute()
+    committed = sorted(p.relative_to(ROOT / "bundles" / "roads_2d") for p in (ROOT / "bundles" / "roads_2d").rglob("*") if p.is_file())
+    assert sorted(p.relative_to(rendered) for p in rendered.rglob("*") if p.is_file()) == committed
+    assert all((rendered / r).read_text() == (ROOT / "bundles" / "roads_2d" / r).read_text() for r in committed)
+    assert bundle_folder(ROOT / "bundles" / "vessap_3d", tmp_path / "other") == ROOT / "bundles" / "vessap_3d"  # a folder: itself
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(ValueError, match="neither a bundle folder"):
+        bundle_folder("roads_3d", tmp_path)
 
 
 def test_one_template_edit_reaches_every_bundle(tmp_path):
     template, out = tmp_path / "template", tmp_path / "bundles"
-    shutil.copytree(ROOT / "bundles" / "_template", template)
+    shutil.copytree(TEMPLATE, template)
     for name in BUNDLES:
         shutil.copytree(ROOT / "bundles" / name, out / name, ignore=shutil.ignore_patterns("data", "logs", "eval", "models"))
     finetune = template / "configs" / "finetune.yaml.j2"
@@ -66,7 +81,7 @@ def test_bundle_specific_values_land_where_they_belong():
 
 def test_a_missing_value_is_an_error(tmp_path):
     template = tmp_path / "template"
-    shutil.copytree(ROOT / "bundles" / "_template", template)
+    shutil.copytree(TEMPLATE, template)
     spec = yaml.safe_load((template / "bundles.yaml").read_text())
     del spec["bundles"]["roads_2d"]["patch_size"]
     (template / "bundles.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))

@@ -102,7 +102,7 @@ def test_all_stages(name, datasets, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2] and all(0 <= float(r["val_mean_dice"]) <= 1 for r in rows)
 
     done = run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "2")
-    assert "finetune_context_g0.2_hadamard epoch 1/1" in done.stdout + done.stderr  # 5 % of 2 epochs, at least 1
+    assert "finetune_context_g0.2 epoch 1/1" in done.stdout + done.stderr  # 5 % of 2 epochs, at least 1
     assert (bundle / "models/model.pt").is_file()
     pretrained, finetuned = (torch.load(bundle / f"models/{m}.pt") for m in ("pretrained", "model"))
     assert any(not torch.equal(pretrained[k], finetuned[k]) for k in pretrained)
@@ -164,8 +164,8 @@ def test_training_is_counted_in_optimizer_steps(datasets, tmp_path):
     assert 2 <= len(rows) <= 4 and [int(r["steps"]) for r in rows] == [3 * int(r["epoch"]) for r in rows]
     done = run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "4", "--finetune_steps", "5",
                       "--pretrain_patience", "1")  # the pretraining's patience does not cut the fine-tuning short
-    assert "finetune_context_g0.2_hadamard epoch 2/2" in done.stdout + done.stderr
-    with (bundle / "logs/finetune_context_g0.2_hadamard/training_log.csv").open() as handle:
+    assert "finetune_context_g0.2 epoch 2/2" in done.stdout + done.stderr
+    with (bundle / "logs/finetune_context_g0.2/training_log.csv").open() as handle:
         assert [int(r["steps"]) for r in csv.DictReader(handle)] == [3, 6]
 
 

@@ -1,5 +1,5 @@
 """Checks run once per public entry point (private kernels trust their callers); one owner of the run layout,
-whose stage names the bundles and the experiment scripts share."""
+whose stage names the bundles and the experiment runner share, from one home of a method's name."""
 
 from __future__ import annotations
 
@@ -120,29 +120,58 @@ def test_run_layout_names_agree_with_the_bundles(tmp_path):
     from monai.bundle import ConfigParser
 
     configs = ROOT / "bundles" / "roads_2d" / "configs"
-    for loss_name, gamma, restricted in (("context", 0.2, "mask_mean"), ("dice_ce", 0.2, "mask_mean"), ("thin_context", 0.1, "mask_mean"),
-                                         ("context", 0.2, "hadamard")):
+    for loss_name, gamma, restricted, per_method in (("context", 0.2, "mask_mean", True), ("dice_ce", 0.2, "mask_mean", True),
+                                                     ("thin_context", 0.1, "mask_mean", False), ("context", 0.2, "hadamard", False)):
         parser = ConfigParser()
         parser.read_config([str(configs / "train.yaml"), str(configs / "finetune.yaml")])
-        parser.update({"bundle_root": str(tmp_path), "loss_name": loss_name, "gamma": gamma, "restricted": restricted})
+        parser.update({"bundle_root": str(tmp_path), "loss_name": loss_name, "gamma": gamma, "restricted": restricted,
+                       "model_per_method": per_method})
         stage = parser.get_parsed_content("stage")
         method = Method(loss_name, gamma, restricted)
-        assert stage == RunLayout.finetune_stage(loss_name, gamma, restricted) == RunLayout.stage_of(method.key)
+        assert stage == method.stage == RunLayout.stage_of(method.key)
         assert parser.get_parsed_content("output_dir") == str(RunLayout(tmp_path).log_dir(stage))
         assert parser.get_parsed_content("pretrained_path") == str(RunLayout(tmp_path).pretrained_model)
-    assert RunLayout.finetune_stage("dice_ce", 0.7, "hadamard") == "finetune_dice_ce"  # Dice & CE has no γ
-    # run names keep their meaning across the change of default: the mask_mean run is unsuffixed, the rest named
-    assert RunLayout.finetune_stage("context", 0.2, "mask_mean") == "finetune_context_g0.2"
-    assert RunLayout.finetune_stage("context", 0.2, "hadamard") == "finetune_context_g0.2_hadamard"  # its own logs and model
+        # the bundle names the model from the same method the runner asks for: one computation of the key
+        assert parser.get_parsed_content("model_filename") == RunLayout.model_filename(method.key if per_method else None)
     from contextloss_monai.experiment import methods_for
     from contextloss_monai.losses import DEFAULT_RESTRICTED, ContextLoss
 
     assert ContextLoss().restricted == Method("context").restricted == DEFAULT_RESTRICTED == "hadamard"
     assert ConfigParser.load_config_file(str(configs / "train.yaml"))["restricted"] == DEFAULT_RESTRICTED  # the bundles too
-    assert [m.key for m in methods_for(["context", "cldice"], [0.2])] == ["pretrained", "context_g0.2_hadamard", "cldice_g0.2"]
+    assert [m.key for m in methods_for(["context", "cldice"], [0.2])] == ["pretrained", "context_g0.2", "cldice_g0.2"]
     ablation = methods_for(["dice_ce", "context", "cldice"], [0.2], ("mask_mean", "hadamard"))
-    assert [m.key for m in ablation] == ["pretrained", "dice_ce", "context_g0.2", "context_g0.2_hadamard", "cldice_g0.2"]
+    assert [m.key for m in ablation] == ["pretrained", "dice_ce", "context_g0.2_mask_mean", "context_g0.2", "cldice_g0.2"]
     assert [m.label for m in ablation[2:]] == ["CLoss (γ = 0.2), mask_mean reading", "CLoss (γ = 0.2)", "clDice (γ = 0.2)"]
+
+
+def test_one_naming_rule_for_keys_and_labels():
+    """Key and label name the reading exactly when it is not the default; what a loss does not use does not name it."""
+    from contextloss_monai.method import LOSS_NAMES
+
+    for loss_name in LOSS_NAMES:
+        for gamma in (0.1, 0.25):
+            for reading in ("hadamard", "mask_mean"):
+                method = Method(loss_name, gamma, reading)
+                named = method.names_reading
+                assert named == (loss_name in ("context", "context_dice", "thin_context") and reading == "mask_mean")
+                assert method.key.endswith("_mask_mean") == named and ("mask_mean reading" in method.label) == named
+                assert "hadamard" not in method.key + method.label
+                assert Method.from_key(method.key) == method  # the key names one method
+    assert Method("dice_ce", 0.7, "mask_mean") == Method("dice_ce") and Method("dice_ce", 0.7).key == "dice_ce"  # no γ, no reading
+    assert Method("cldice", 0.2, "mask_mean").key == "cldice_g0.2"  # clDice has no restricted term
+    assert Method(None).key == "pretrained" and Method(None).stage == "pretrain"
+    with pytest.raises(ValueError, match="loss_name must be one of"):
+        Method("dice")
+    with pytest.raises(ValueError, match="restricted must be one of"):
+        Method("context", 0.2, "mean")
+    with pytest.raises(ValueError, match="gamma"):
+        Method("context", 1.5)
+    for bad in ("context_g0.2_hadamard", "context_g0.20", "dice_ce_g0.2", "cldice_g0.2_mask_mean", "unet"):
+        with pytest.raises(ValueError, match="key"):
+            Method.from_key(bad)
+
+
+def test_run_layout_paths(tmp_path):
     layout = RunLayout(tmp_path)
     assert layout.model(Method(None).key) == layout.pretrained_model == tmp_path / "models" / "pretrained.pt"
     assert layout.model() == tmp_path / "models" / "model.pt"
@@ -153,3 +182,48 @@ def test_run_layout_names_agree_with_the_bundles(tmp_path):
     (tmp_path / "models" / "pretrain_checkpoint_epoch=x.pt").write_bytes(b"not a checkpoint name")
     assert [e for e, _ in layout.checkpoints("pretrain")] == [3, 12]
     assert layout.checkpoints("finetune_dice_ce") == []
+
+
+def test_run_folders_of_the_earlier_naming_are_refused_then_migrated(tmp_path, capsys):
+    """Before 0.3.0 ``context_g0.2`` was the mask_mean run and ``context_g0.2_hadamard`` the default's; the runner
+    refuses such a folder (it would read the mask_mean model as the default's) until ``migrate-run`` renames it."""
+    from contextloss_monai.cli import main
+    from contextloss_monai.experiment import check_naming
+    from contextloss_monai.utils import read_csv_rows, write_csv_rows
+
+    out = tmp_path / "bench"
+    layout = RunLayout.of_fold(out, 0)
+    earlier = {"context_g0.2": b"mask_mean", "context_g0.2_hadamard": b"hadamard", "dice_ce": b"dice", "cldice_g0.5": b"cldice"}
+    for key, content in earlier.items():
+        layout.model(key).parent.mkdir(parents=True, exist_ok=True)
+        layout.model(key).write_bytes(content)
+        layout.checkpoint(f"finetune_{key}", 4).write_bytes(content)
+        layout.training_log(f"finetune_{key}").parent.mkdir(parents=True)
+        layout.training_log(f"finetune_{key}").write_bytes(content)
+        layout.summary(key).parent.mkdir(parents=True)
+        layout.summary(key).write_bytes(content)
+    layout.pretrained_model.write_bytes(b"pretrained")
+    write_csv_rows(out / "results.csv", [{"fold": 0, "key": k, "method": "m"} for k in earlier])
+    with pytest.raises(ValueError, match="contextloss migrate-run"):
+        check_naming(layout)
+
+    assert main(["migrate-run", str(out)]) == 0
+    assert "naming rule 2" in capsys.readouterr().out
+    mask_mean, default = Method("context", 0.2, "mask_mean"), Method("context", 0.2)
+    for method, content in ((mask_mean, b"mask_mean"), (default, b"hadamard"), (Method("dice_ce"), b"dice"), (Method("cldice", 0.5), b"cldice")):
+        assert layout.model(method.key).read_bytes() == content
+        assert layout.checkpoint(method.stage, 4).read_bytes() == content
+        assert layout.training_log(method.stage).read_bytes() == content
+        assert layout.summary(method.key).read_bytes() == content
+    assert layout.pretrained_model.read_bytes() == b"pretrained"
+    assert not layout.model("context_g0.2_hadamard").exists()
+    assert [r["key"] for r in read_csv_rows(out / "results.csv")] == ["context_g0.2_mask_mean", "context_g0.2", "dice_ce", "cldice_g0.5"]
+    assert check_naming(layout) is layout
+    # a second migration changes nothing (the folder records the rule it follows)
+    assert main(["migrate-run", str(out)]) == 0
+    assert layout.model(default.key).read_bytes() == b"hadamard"
+    assert [r["key"] for r in read_csv_rows(out / "results.csv")][:2] == ["context_g0.2_mask_mean", "context_g0.2"]
+    # a new folder is recorded on first use
+    fresh = RunLayout(tmp_path / "fresh")
+    assert check_naming(fresh).naming_record.is_file()
+    assert main(["migrate-run", str(tmp_path / "missing")]) == 2

@@ -1,4 +1,4 @@
-"""The critical pixel mask on hand-made errors with known answers (SPEC §1)."""
+"""The critical pixel mask on hand-made errors with known answers (docs/package.md, "Our readings")."""
 
 from __future__ import annotations
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -167,26 +165,26 @@ def test_bad_archives(tmp_path):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("*partial*"))
 
 
-@pytest.mark.parametrize("script", ["prepare_roads", "prepare_hrf", "prepare_vessap", "prepare_cld"])
-def test_scripts(tmp_path, script, monkeypatch, capsys):
-    if script == "prepare_roads":
+@pytest.mark.parametrize("dataset", ["roads", "hrf", "vessap", "cld"])
+def test_prepare_command(tmp_path, dataset, capsys):
+    from contextloss_monai.cli import main
+
+    if dataset == "roads":
         _fake_roads(tmp_path / "src")
         extra = []
-    elif script == "prepare_cld":
+    elif dataset == "cld":
         for folder in ("images", "labels"):
             (tmp_path / "src" / folder).mkdir(parents=True)
         for i in range(7):
             nib.save(nib.Nifti1Image(np.zeros((6, 6, 4), np.float32), np.eye(4)), tmp_path / f"src/images/v{i}.nii.gz")
             nib.save(nib.Nifti1Image(_line_label((6, 6, 4), 1), np.eye(4)), tmp_path / f"src/labels/v{i}.nii.gz")
         extra = ["--n-test", "2"]
-    else:  # a missing source: the script reports the problem and exits with status 2
+    else:  # a missing source: the command reports the problem and exits with status 2
         extra = []
-    monkeypatch.setattr(sys, "argv", [script, str(tmp_path / "src"), "--out", str(tmp_path / "out"), *extra])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(ROOT / f"scripts/{script}.py"), run_name="__main__")
+    status = main(["prepare", dataset, str(tmp_path / "src"), "--out", str(tmp_path / "out"), *extra])
     output = capsys.readouterr()
     if (tmp_path / "src").exists():
-        assert exit_info.value.code == 0 and "wrote" in output.out
+        assert status == 0 and "wrote" in output.out
         assert load_datalist(tmp_path / "out", "test")
     else:
-        assert exit_info.value.code == 2 and "is not an existing folder" in output.err
+        assert status == 2 and "is not an existing folder" in output.err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -210,28 +209,22 @@ def test_load_datalist_errors(tmp_path):
         load_datalist(out, "training")
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_make_synthetic_cli(tmp_path, kind, capsys):
     out = tmp_path / kind
     arguments = ["--kind", kind, "--out", str(out), "--n-train", "5", "--n-test", "1", "--size", str(SIZES[kind])]
-    make_synthetic = _load_script("make_synthetic")
-    assert make_synthetic.main(arguments) == 0
+    from contextloss_monai.cli import main
+
+    assert main(["make-synthetic", *arguments]) == 0
     items = load_datalist(out, "training")
     spatial = nib.load(items[0]["label"]).shape
     assert nib.load(items[0]["image"]).shape[: len(spatial)] == spatial
-    assert make_synthetic.main(arguments) == 2 and "--overwrite" in capsys.readouterr().err
-    assert make_synthetic.main(arguments + ["--overwrite"]) == 0
+    assert main(["make-synthetic", *arguments]) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main(["make-synthetic", *arguments, "--overwrite"]) == 0
 
 
 def test_make_synthetic_runs_as_a_program(tmp_path):
-    command = [sys.executable, str(ROOT / "scripts/make_synthetic.py"), "--kind", "sheets3d", "--out", str(tmp_path / "s"),
+    command = [sys.executable, "-m", "contextloss_monai", "make-synthetic", "--kind", "sheets3d", "--out", str(tmp_path / "s"),
                "--n-train", "5", "--n-test", "1", "--size", "16"]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

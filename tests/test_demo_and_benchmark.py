@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,9 @@ import torch
 
 from conftest import logits_from
 
+from contextloss_monai.cli import main
 from contextloss_monai.experiment import Method, results_table
 from contextloss_monai.layout import RunLayout
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(path: Path) -> list[dict]:
@@ -30,8 +21,9 @@ def _rows(path: Path) -> list[dict]:
 
 
 def test_demo_smoke(tmp_path, capsys):
-    assert _script("demo").main(["--smoke", "--out", str(tmp_path / "demo")]) == 0
-    printed = capsys.readouterr().out
+    assert main(["demo", "--smoke", "--out", str(tmp_path / "demo")]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out
     out = tmp_path / "demo"
     rows = _rows(out / "results.csv")
     assert [r["method"] for r in rows] == ["nnU-Net-style pretraining only", "Dice & CE", "CLoss (γ = 0.2)"]
@@ -43,17 +35,27 @@ def test_demo_smoke(tmp_path, capsys):
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert "training_curves.png" in pngs and any(p.startswith("gaps_") for p in pngs)
     assert all((out / p).stat().st_size > 10_000 for p in pngs)
+    # quiet: the terminal shows the progress bars and the results; each stage's log lines are in its stage.log
+    layout = RunLayout(out / "fold0")
+    stages = ["pretrain", "finetune_dice_ce", "finetune_context_g0.2", "evaluate_pretrained", "evaluate_dice_ce", "evaluate_context_g0.2"]
+    for stage in stages:
+        assert "Engine run finished" in layout.stage_log(stage).read_text() or "Epoch[" in layout.stage_log(stage).read_text(), stage
+    assert "Epoch[" in layout.stage_log("pretrain").read_text() and "input summary" in layout.stage_log("pretrain").read_text()
+    for noise in ("Epoch[", "INFO", "input summary", "WARNING"):
+        assert noise not in printed + captured.err, noise
+    assert len(printed.splitlines()) < 60
+    bars = {line.split(":")[0].strip() for line in captured.err.replace("\r", "\n").splitlines() if "%|" in line}
+    assert {"pretrain", "finetune_dice_ce", "finetune_context_g0.2"} <= bars  # one bar per training stage, not one per epoch
 
 
 def test_benchmark_smoke_and_resume(tmp_path, capsys):
     arguments = ["--bundle", "vessap_3d", "--out", str(tmp_path / "bench"), "--folds", "0", "--methods", "dice_ce", "thin_context",
                  "--gammas", "0.3", "--epochs", "2", "--finetune-steps", "3", "--n-train", "5", "--n-test", "1", "--size", "32",
                  "--override", "patch_size=[32,32,16]"]
-    benchmark = _script("benchmark")
-    assert benchmark.main(arguments) == 0
+    assert main(["benchmark", *arguments]) == 0
     out = tmp_path / "bench"
     rows = _rows(out / "results.csv")
-    assert [r["key"] for r in rows] == ["pretrained", "dice_ce", "thin_context_g0.3_hadamard"]
+    assert [r["key"] for r in rows] == ["pretrained", "dice_ce", "thin_context_g0.3"]
     assert all(float(r["seconds_per_epoch"]) > 0 for r in rows)
     # 4 training cases of fold 0 in batches of 2: 2 steps per epoch; 3 fine-tuning steps round up to 2 epochs
     assert [int(r["epochs"]) for r in rows] == [2, 2, 2] and [int(r["steps"]) for r in rows] == [4, 4, 4]
@@ -64,7 +66,7 @@ def test_benchmark_smoke_and_resume(tmp_path, capsys):
     stamps = {p: p.stat().st_mtime for p in (out / "fold0/models").glob("*.pt")}
     capsys.readouterr()
     archive = tmp_path / "archive"
-    assert benchmark.main(arguments + ["--archive", str(archive)]) == 0
+    assert main(["benchmark", *arguments, "--archive", str(archive)]) == 0
     assert {p: p.stat().st_mtime for p in (out / "fold0/models").glob("*.pt")} == stamps
     assert _rows(out / "results.csv") == rows
     # --archive: the tables and the per-image metrics behind them, nothing else
@@ -74,13 +76,17 @@ def test_benchmark_smoke_and_resume(tmp_path, capsys):
     assert f"archived 8 files to {archive}" in capsys.readouterr().out
     # a fine-tuning stopped after its epoch-2 checkpoint, before its model was written, and asked for one more
     # epoch (5 steps: 3 epochs): it continues at epoch 3 from the checkpoint instead of starting afresh
-    layout, key = RunLayout(out / "fold0"), "thin_context_g0.3_hadamard"
+    layout, key = RunLayout(out / "fold0"), "thin_context_g0.3"
     layout.model(key).unlink()
     log = layout.training_log(RunLayout.stage_of(key))
     before = _rows(log)
     steps = arguments.index("--finetune-steps") + 1
-    assert benchmark.main(arguments[:steps] + ["5"] + arguments[steps + 1:]) == 0
+    capsys.readouterr()
+    assert main(["benchmark", *arguments[:steps], "5", *arguments[steps + 1:], "--verbose"]) == 0
     after = _rows(log)
+    # --verbose: the stage's log lines on the terminal as well as in its stage.log
+    assert "finetune_thin_context_g0.3 epoch 3/3" in capsys.readouterr().out
+    assert "finetune_thin_context_g0.3 epoch 3/3" in layout.stage_log("finetune_thin_context_g0.3").read_text()
     assert [int(r["epoch"]) for r in after] == [1, 2, 3] and after[:2] == before  # epochs 1-2 not trained again
     assert layout.model(key).is_file()
 
@@ -94,15 +100,16 @@ def test_results_table_mean_and_std():
 
 def test_method_labels():
     assert Method(None).label == "nnU-Net-style pretraining only" and Method(None).key == "pretrained"
-    assert Method("context_dice", 0.5).label == "CLoss (Dice) (γ = 0.5)" and Method("context", 0.2).key == "context_g0.2_hadamard"
-    with pytest.raises(KeyError):
-        Method("unknown").label
+    assert Method("context_dice", 0.5).label == "CLoss (Dice) (γ = 0.5)" and Method("context", 0.2).key == "context_g0.2"
+    with pytest.raises(ValueError, match="loss_name"):
+        Method("unknown")
 
 
 def test_mask_gradients_split_a_gap_and_a_false_blob():
     """A line predicted with a 6-column gap plus a false 5x5 blob: the restricted CE pushes each pixel of M
     about equally (so by pixel count), the restricted Dice pushes almost only on the gap."""
-    split = _script("mask_gradients").restricted_gradient_split
+    from contextloss_monai.experiment.mask_gradients import restricted_gradient_split as split
+
     label = torch.zeros(1, 1, 32, 64)
     label[..., 10:13, :] = 1
     pred = label.clone()
@@ -120,12 +127,12 @@ def test_mask_gradients_split_a_gap_and_a_false_blob():
 
 
 def test_gpu_benchmark_script_runs_in_smoke_mode():
-    """scripts/bench_gpu.py (the paper's Table 7 on a GPU) checked on tiny shapes on the CPU: every loss row,
+    """contextloss bench-gpu (the paper's Table 7 on a GPU) checked on tiny shapes on the CPU: every loss row,
     ratios to Dice & CE of exactly 1 for Dice & CE itself."""
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_gpu.py"), "--smoke", "--device", "cpu", "--markdown"],
+    done = subprocess.run([sys.executable, "-m", "contextloss_monai", "bench-gpu", "--smoke", "--device", "cpu", "--markdown"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 2D (smoke)") or line.startswith("| 3D (smoke)")]
@@ -179,7 +186,7 @@ def test_label_gaps_finds_the_gap_and_whether_it_closed():
 
 
 def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_path, capsys):
-    """scripts/calibrate_synthetic.py: pretraining only, one row per bundle with the paper's AGS band."""
+    """contextloss calibrate: pretraining only, one row per bundle with the paper's AGS band."""
     out = tmp_path / "calibration"
     arguments = ["--bundles", "vessap_3d", "--out", str(out), "--epochs", "1", "--n-train", "5", "--n-test", "1", "--size", "32",
                  "--override", "patch_size=[32,32,16]"]
@@ -189,7 +196,7 @@ def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_pat
     from contextloss_monai.utils import write_csv_rows
 
     write_csv_rows(out / "calibration.csv", [earlier])
-    assert _script("calibrate_synthetic").main(arguments) == 0
+    assert main(["calibrate", *arguments]) == 0
     stored, row = _rows(out / "calibration.csv")
     assert stored == {k: str(v) for k, v in earlier.items()}
     assert "| roads_2d | 86.5 ± 5 | 83.38 | yes | 0.699 | 1.500 | 2.531 | 0.229 | 79.92 | 500 |" in (out / "calibration.md").read_text()
@@ -199,7 +206,7 @@ def test_calibration_script_reports_the_pretrained_row_against_the_paper(tmp_pat
     assert not any((out / "vessap_3d/fold0/models").glob("model_*.pt"))  # nothing fine-tuned
     assert "| vessap_3d | 96.0 ± 3 |" in capsys.readouterr().out
     assert float(row["seconds"]) > 0  # the pretraining's training time from its log ...
-    assert _script("calibrate_synthetic").main(arguments) == 0  # ... kept when the finished run is re-read
+    assert main(["calibrate", *arguments]) == 0  # ... kept when the finished run is re-read
     assert _rows(out / "calibration.csv") == [stored, row]
 
 

@@ -168,7 +168,7 @@ def test_an_interrupted_finetune_keeps_the_served_model(pretrained_roads, roads,
     pretrained = (bundle / "models/pretrained.pt").read_bytes()
     process = _start(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "30", "--finetune_fraction", "1.0")
     try:
-        _wait_for("finetune_context_g0.2_hadamard_checkpoint_epoch=*.pt", bundle / "models", process)
+        _wait_for("finetune_context_g0.2_checkpoint_epoch=*.pt", bundle / "models", process)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from contextloss_monai.experiment import RESULTS_CSV, RESULTS_MD, archive_results, write_results
+from contextloss_monai.experiment import RESULTS_CSV, RESULTS_MD, archive_results, results_index, write_results
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.utils import read_csv_rows, write_csv_rows
 
@@ -20,7 +20,7 @@ def _experiment(out: Path) -> list[dict]:
     rows = []
     for fold in (0, 1):
         layout = RunLayout.of_fold(out, fold)
-        for key, method, shift in (("dice_ce", "Dice & CE", 0.0), ("context_g0.2_hadamard", "CLoss", 0.5)):
+        for key, method, shift in (("dice_ce", "Dice & CE", 0.0), ("context_g0.2", "CLoss", 0.5)):
             write_csv_rows(layout.image_metrics(key), [{"image": f"case{i}", "e0_gt": i + shift, "ags": 90.0 + i * shift, "dice": 0.8}
                                                        for i in range(3)])
             layout.summary(key).write_text('{"ags": 91.0}')
@@ -49,7 +49,7 @@ def test_archive_holds_the_tables_and_per_image_metrics_only_and_rebuilds_the_re
     _experiment(out)
     archived = archive_results(out, dest)
     relative = sorted(str(p.relative_to(dest)) for p in archived)
-    expected = [RESULTS_CSV, RESULTS_MD] + [f"fold{f}/eval/{k}/{n}" for f in (0, 1) for k in ("context_g0.2_hadamard", "dice_ce")
+    expected = [RESULTS_CSV, RESULTS_MD] + [f"fold{f}/eval/{k}/{n}" for f in (0, 1) for k in ("context_g0.2", "dice_ce")
                                             for n in ("metrics.csv", "summary.json")]
     assert relative == sorted(expected)
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(expected)  # no model, data, prediction
@@ -84,3 +84,25 @@ def test_committed_archive_rebuilds_its_report_and_the_docs_quote_it(archive, tm
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| method")]
     assert rows and [line for line in rows if line not in results] == []
     assert f"docs/results/{archive.name}" in results  # the page says where the archive is
+
+
+def test_results_index_page_is_generated_from_the_archives(tmp_path, capsys):
+    """docs/results/README.md lists every archive with what it holds; it is what the archives give, and a new archive
+    (or a changed one) makes the check fail until the page is written again."""
+    from contextloss_monai.cli import main
+
+    page = (ROOT / "docs" / "results" / "README.md").read_text()
+    assert page == results_index(ROOT / "docs" / "results")
+    for archive in ARCHIVES:
+        rows = read_csv_rows(archive / RESULTS_CSV)
+        line = next(line for line in page.splitlines() if line.startswith(f"| `{archive.name}` |"))
+        assert f"| {len({r['method'] for r in rows})}: " in line and f"]({archive.name}/{RESULTS_MD})" in line
+    copy = tmp_path / "results"
+    shutil.copytree(ROOT / "docs" / "results", copy)
+    assert main(["results-index", str(copy), "--check"]) == 0
+    _experiment(tmp_path / "run")
+    archive_results(tmp_path / "run", copy / "toy")
+    assert main(["results-index", str(copy), "--check"]) == 1
+    assert main(["results-index", str(copy)]) == 0 and main(["results-index", str(copy), "--check"]) == 0
+    assert "| `toy` | toy: 2 fold(s) (0, 1) | 0, 1 | 2: Dice & CE; CLoss | 3 |" in (copy / "README.md").read_text()
+    assert main(["results-index", str(tmp_path / "empty")]) == 2

@@ -1,7 +1,9 @@
-"""What the bundles in ``bundles/`` call from their configs: data folders, stage losses, weights, the run
-layout, the paired network of Algorithm 2 and DDP helpers. Configs stay declarative; the logic is here.
-Handlers and transforms the configs use live in ``contextloss_monai.handlers`` and ``contextloss_monai.transforms``;
-experiments over many stages (demo, benchmark, packaging, figures) in ``contextloss_monai.experiment``."""
+"""What the bundles call from their configs: data folders, stage losses and methods, weights, the run layout, the
+paired network of Algorithm 2 and DDP helpers. Configs stay declarative; the logic is here. The bundles
+themselves are rendered from the template in this subpackage (:mod:`contextloss_monai.bundle.render`) and
+zipped or downloaded by :mod:`contextloss_monai.bundle.packaging`. Handlers and transforms the configs use live
+in ``contextloss_monai.handlers`` and ``contextloss_monai.transforms``; experiments over many stages (demo,
+benchmark, figures) in ``contextloss_monai.experiment``."""
 
 from contextloss_monai.bundle.data import dataset_items, ensure_dataset
 from contextloss_monai.bundle.distributed import (
@@ -11,13 +13,15 @@ from contextloss_monai.bundle.distributed import (
     is_main_process,
     wrap_distributed,
 )
-from contextloss_monai.bundle.losses import LOSS_NAMES, StackedDeepSupervisionLoss, build_loss
+from contextloss_monai.bundle.losses import StackedDeepSupervisionLoss, build_loss
 from contextloss_monai.bundle.networks import PairedNetwork
 from contextloss_monai.bundle.weights import finetune_epochs, load_weights
 from contextloss_monai.layout import RunLayout
+from contextloss_monai.method import LOSS_NAMES, Method
 
 __all__ = [
     "LOSS_NAMES",
+    "Method",
     "PairedNetwork",
     "RunLayout",
     "StackedDeepSupervisionLoss",

@@ -48,7 +48,7 @@ def ensure_dataset(
     if not is_default or synthetic_kind is None:
         raise FileNotFoundError(
             f"dataset_dir {dataset_dir} has no {DATALIST_NAME}: point dataset_dir at a folder written by "
-            "scripts/make_synthetic.py or scripts/prepare_*.py (see docs/data.md)."
+            "contextloss make-synthetic or contextloss prepare (see docs/data.md)."
         )
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 

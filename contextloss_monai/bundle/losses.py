@@ -1,4 +1,4 @@
-"""The loss of a training stage, chosen by name, as the paper's tables name the methods."""
+"""The loss of a training stage, chosen by name (:data:`contextloss_monai.method.LOSS_NAMES`), as the paper's tables name the methods."""
 
 from __future__ import annotations
 
@@ -8,21 +8,9 @@ from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_option
 from contextloss_monai.losses import DEFAULT_RESTRICTED, ClDiceLoss, CompoundClDiceLoss, ContextLoss
+from contextloss_monai.method import LOSS_NAMES
 
-__all__ = ["CONTEXT_LOSS_NAMES", "LOSS_NAMES", "build_loss", "StackedDeepSupervisionLoss"]
-
-#: loss name → what the paper's tables call the method
-LOSS_NAMES = {
-    "dice_ce": "Dice & CE",
-    "cldice": "clDice",
-    "compound_cldice": "Compound clDice",
-    "context": "CLoss",
-    "context_dice": "CLoss (Dice)",
-    "thin_context": "Thin CLoss",
-}
-#: the names that build a :class:`ContextLoss` (the ones with a restricted term and its ``restricted`` reading)
-CONTEXT_LOSS_NAMES = ("context", "context_dice", "thin_context")
-
+__all__ = ["build_loss", "StackedDeepSupervisionLoss"]
 
 class StackedDeepSupervisionLoss(_Loss):
     """MONAI's :class:`~monai.losses.DeepSupervisionLoss` for networks that stack their deep
@@ -64,7 +52,7 @@ def build_loss(
     ============================  =============================================================
 
     Args:
-        name: one of :data:`LOSS_NAMES`.
+        name: one of :data:`~contextloss_monai.method.LOSS_NAMES`.
         gamma: weight of the topology term (ignored by ``dice_ce``).
         alpha: weight of cross-entropy in ``L_pixel`` for the ContextLoss variants and compound clDice.
         iters: soft-skeleton iterations (clDice variants, ContextLoss with the soft skeleton).

@@ -10,11 +10,11 @@ from contextloss_monai.data.dataset_folder import (
     check_dataset_items,
     load_datalist,
     save_nifti,
-    staging_folder,
     write_case,
     write_datalist,
     write_dataset_folder,
 )
+from contextloss_monai.utils import staging_folder
 
 __all__ = [
     "DATALIST_NAME",

@@ -16,20 +16,16 @@ the train / validation split of one cross-validation fold.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from contextloss_monai.utils import remove_partial_files, umask_mode
+from contextloss_monai.utils import staging_folder
 
 __all__ = [
     "DATALIST_NAME",
@@ -126,36 +122,6 @@ def write_datalist(folder: str | os.PathLike, training: list[dict], test: list[d
     path = Path(folder) / DATALIST_NAME
     path.write_text(json.dumps(content, indent=2) + "\n")
     return path
-
-
-@contextmanager
-def staging_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out_dir`` that replaces ``out_dir`` only when the block succeeds.
-
-    A failure leaves nothing half-written: the temporary folder is removed and ``out_dir`` untouched. A
-    process killed outright leaves its hidden ``.<name>.*.partial`` folder; the next write of ``out_dir``
-    removes it. The finished folder has the permissions the umask gives a new folder.
-
-    Raises:
-        FileExistsError: when ``out_dir`` exists and is not empty and ``overwrite`` is false.
-    """
-    out_dir = Path(out_dir).absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"out_dir {out_dir} exists and is not a folder.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"out_dir {out_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_partial_files(out_dir.parent, glob.escape(out_dir.name))  # left by a writer that was killed
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
-        yield staging
-        os.chmod(staging, umask_mode(0o777))  # mkdtemp's folder is private; the result follows the umask
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
 
 
 @dataclass
@@ -306,8 +272,8 @@ def load_datalist(
     datalist = dataset_dir / DATALIST_NAME
     if not datalist.is_file():
         raise FileNotFoundError(
-            f"dataset_dir {dataset_dir} has no {DATALIST_NAME}; create one with scripts/make_synthetic.py or a "
-            "scripts/prepare_*.py converter."
+            f"dataset_dir {dataset_dir} has no {DATALIST_NAME}; create one with contextloss make-synthetic or a "
+            "contextloss prepare converter."
         )
     content = _read_datalist(datalist)
     check_case_ids(datalist, content)
@@ -375,5 +341,5 @@ def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
         if not np.isin(values, (0, 1)).all():
             raise ValueError(
                 f"label {item['label']} must hold only 0 and 1, found {values[:6].tolist()}; convert it (a {{0, 255}} "
-                "mask: label > 0) or prepare the data with scripts/prepare_*.py."
+                "mask: label > 0) or prepare the data with contextloss prepare."
             )

@@ -1,6 +1,7 @@
-"""Experiments over a bundle's stages — what the demo and the benchmark run: pretraining once, every
-method fine-tuned from it, evaluation, the paper's tables, figures, and bundle packaging."""
+"""Experiments over a bundle's stages — what ``contextloss demo``, ``benchmark`` and ``calibrate`` run: pretraining
+once, every method fine-tuned from it, evaluation, the paper's tables, figures, and the run folders' naming rule."""
 
+from contextloss_monai.experiment.migrate import check_naming, migrate_run, record_naming
 from contextloss_monai.experiment.results import (
     PAIRED_METRICS,
     PAPER_COLUMNS,
@@ -11,6 +12,7 @@ from contextloss_monai.experiment.results import (
     mean_std,
     merge_results,
     paired_comparison,
+    results_index,
     results_table,
     stage_steps,
     training_rows,
@@ -43,6 +45,7 @@ __all__ = [
     "RESULTS_MD",
     "archive_results",
     "bundle_setting",
+    "check_naming",
     "device_override",
     "epoch_seconds",
     "evaluate",
@@ -50,9 +53,12 @@ __all__ = [
     "mean_std",
     "merge_results",
     "methods_for",
+    "migrate_run",
     "paired_comparison",
+    "results_index",
     "parse_overrides",
     "pretrain",
+    "record_naming",
     "results_table",
     "run_experiment",
     "run_stage",

@@ -10,7 +10,7 @@ from pathlib import Path
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.utils import atomic_file, merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
 
-__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "RESULTS_CSV", "RESULTS_MD", "archive_results", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
+__all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "RESULTS_CSV", "RESULTS_INDEX", "RESULTS_MD", "archive_results", "results_index", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
 
 #: an experiment's tables, in its output folder: one row per fold and method, and the paper's tables from them
 RESULTS_CSV = "results.csv"
@@ -169,7 +169,7 @@ def archive_results(out_dir: str | os.PathLike, dest: str | os.PathLike) -> list
     written atomically; other files in ``dest`` are left as they are.
 
     Args:
-        out_dir: the experiment's output folder (``scripts/benchmark.py --out``).
+        out_dir: the experiment's output folder (``contextloss benchmark --out``).
         dest: the archive folder (created when missing).
 
     Returns:
@@ -185,7 +185,7 @@ def archive_results(out_dir: str | os.PathLike, dest: str | os.PathLike) -> list
         raise ValueError(f"dest must differ from out_dir, got {dest} for both.")
     table = out_dir / RESULTS_CSV
     if not table.is_file():
-        raise FileNotFoundError(f"{table} does not exist: out_dir must be a finished experiment folder (scripts/benchmark.py --out).")
+        raise FileNotFoundError(f"{table} does not exist: out_dir must be a finished experiment folder (contextloss benchmark --out).")
     sources = [table, out_dir / RESULTS_MD]
     for row in read_csv_rows(table, ("fold", "key")):
         layout = RunLayout.of_fold(out_dir, int(row["fold"]))
@@ -198,3 +198,61 @@ def archive_results(out_dir: str | os.PathLike, dest: str | os.PathLike) -> list
         with atomic_file(target) as stream:
             stream.write(source.read_bytes())
     return archived
+
+
+#: the index page of a folder of archives (``docs/results/README.md``)
+RESULTS_INDEX = "README.md"
+
+
+def results_index(results_dir: str | os.PathLike) -> str:
+    """The index page of a folder of archives (:func:`archive_results`): one row per archive ``<run>/`` with its
+    title, folds, methods and test images, linking its ``results.md``; generated from the archives alone.
+
+    Raises:
+        FileNotFoundError: when ``results_dir`` holds no archive (no ``<run>/results.csv``).
+    """
+    results_dir = Path(results_dir)
+    archives = sorted(p.parent for p in results_dir.glob(f"*/{RESULTS_CSV}"))
+    if not archives:
+        raise FileNotFoundError(f"results_dir {results_dir} holds no archive (<run>/{RESULTS_CSV}).")
+    lines = ["# Archived results", "",
+             f"One folder per run, as `contextloss benchmark --archive DIR` copied it: `{RESULTS_CSV}` (one row per fold and method),",
+             f"`{RESULTS_MD}` (the tables) and, per fold and method, the per-image `fold<N>/eval/<key>/metrics.csv` and `summary.json`",
+             "the tables are computed from. [docs/results.md](../results.md) discusses each run; its figures are rebuilt from these files by",
+             "`tests/test_results_archive.py`. Run keys follow the naming rule of the version that wrote them (runs before 0.3.0",
+             "name CLoss's default reading `_hadamard`); the method labels are the same under both rules.",
+             "This page is generated from the archives: `contextloss results-index docs/results`.", "",
+             "| run | title | folds | methods | test images per fold | tables |", "|---|---|---|---|---|---|"]
+    for archive in archives:
+        rows = read_csv_rows(archive / RESULTS_CSV, ("fold", "method", "key"))
+        title = (archive / RESULTS_MD).read_text().splitlines()[0].lstrip("# ").strip() if (archive / RESULTS_MD).is_file() else ""
+        folds = sorted({int(r["fold"]) for r in rows})
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        images = sorted({len(read_csv_rows(RunLayout.of_fold(archive, int(r["fold"])).image_metrics(r["key"]))) for r in rows})
+        lines.append(f"| `{archive.name}` | {title} | {', '.join(map(str, folds))} | {len(methods)}: {'; '.join(methods)} | "
+                     f"{', '.join(map(str, images))} | [{RESULTS_MD}]({archive.name}/{RESULTS_MD}) |")
+    return "\n".join(lines) + "\n"
+
+
+def results_index_main(argv: list[str] | None = None) -> int:
+    """``contextloss results-index DIR``: write (or ``--check``) ``DIR/README.md``, the index of the archives in ``DIR``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="contextloss results-index", description="Write the index page of a folder of result "
+                                     "archives (contextloss benchmark --archive DIR/<run>) as DIR/README.md.")
+    parser.add_argument("results_dir", help="the folder of archives, e.g. docs/results")
+    parser.add_argument("--check", action="store_true", help="compare only: exit 1 when the page differs from what the archives give")
+    args = parser.parse_args(argv)
+    try:
+        page = results_index(args.results_dir)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}")
+        return 2
+    path = Path(args.results_dir) / RESULTS_INDEX
+    if args.check:
+        current = path.read_text() if path.is_file() else ""
+        print(f"{path} {'matches' if current == page else 'differs from'} the archives")
+        return 0 if current == page else 1
+    write_text_atomic(path, page)
+    print(path)
+    return 0

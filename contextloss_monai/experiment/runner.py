@@ -9,52 +9,27 @@ checkpoint (the bundle's ``resume``), so an interrupted experiment resumes where
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from contextloss_monai.bundle.losses import CONTEXT_LOSS_NAMES, LOSS_NAMES
+from contextloss_monai.experiment.migrate import check_naming
 from contextloss_monai.experiment.results import epoch_seconds, stage_steps
+from contextloss_monai.experiment.stage_log import stage_output
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.losses import DEFAULT_RESTRICTED
+from contextloss_monai.method import CONTEXT_LOSS_NAMES, DEFAULT_RESTRICTED, Method
 
 __all__ = ["FINETUNE_STEPS", "Method", "PRETRAIN_MAX_EPOCHS", "PRETRAIN_PATIENCE", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "parse_overrides", "pretrain", "run_experiment", "run_stage"]
 
 
-#: the benchmark's training lengths (``scripts/benchmark.py``, ``scripts/calibrate_synthetic.py``): pretraining
+#: the benchmark's training lengths (``contextloss benchmark``, ``contextloss calibrate``): pretraining
 #: until validation Dice has not improved for PRETRAIN_PATIENCE validations, at most PRETRAIN_MAX_EPOCHS epochs;
 #: every method fine-tuned for FINETUNE_STEPS optimizer steps (a handful of steps cannot show a loss's effect)
 PRETRAIN_MAX_EPOCHS = 100
 PRETRAIN_PATIENCE = 3
 FINETUNE_STEPS = 500
-
-
-@dataclass(frozen=True)
-class Method:
-    """One row of the paper's tables: a fine-tuning loss (``None``: pretraining only), its γ, and for the
-    ContextLoss variants the reading of the restricted term (``"hadamard"``, the default, or ``"mask_mean"``);
-    the other losses ignore it."""
-
-    loss_name: str | None
-    gamma: float = 0.2
-    restricted: str = DEFAULT_RESTRICTED
-
-    @property
-    def key(self) -> str:
-        """The method's name in the run layout (model file, stage, evaluation folder)."""
-        return RunLayout.method_key(self.loss_name, self.gamma, self.restricted)
-
-    @property
-    def label(self) -> str:
-        if self.loss_name is None:
-            return "nnU-Net-style pretraining only"
-        name = LOSS_NAMES[self.loss_name]
-        name = name if self.loss_name == "dice_ce" else f"{name} (γ = {self.gamma:g})"
-        if self.loss_name not in CONTEXT_LOSS_NAMES or self.restricted == DEFAULT_RESTRICTED:
-            return name
-        return f"{name}, {self.restricted} reading"
 
 
 def bundle_setting(bundle_dir: str | os.PathLike, key: str, config: str = "train"):
@@ -101,49 +76,62 @@ def parse_overrides(items: list[str]) -> dict:
     return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
 
 
-def run_stage(bundle_dir: str | os.PathLike, configs: list[str], work_dir: str | os.PathLike, **overrides) -> None:
-    """``monai.bundle.run`` of ``configs/<c>.yaml`` (merged in order) with ``bundle_root = work_dir``."""
+def run_stage(bundle_dir: str | os.PathLike, configs: list[str], work_dir: str | os.PathLike, log_name: str | None = None,
+              verbose: bool = False, **overrides) -> None:
+    """``monai.bundle.run`` of ``configs/<c>.yaml`` (merged in order) with ``bundle_root = work_dir``.
+
+    Args:
+        log_name: the stage whose ``logs/<log_name>/stage.log`` receives the log lines (:func:`stage_output`);
+            ``None``: they go to the terminal as ``monai.bundle run`` prints them.
+        verbose: with ``log_name``, the log lines on the terminal too.
+    """
     from monai.bundle import run
 
     bundle_dir = Path(bundle_dir)
-    run(
-        config_file=[str(bundle_dir / "configs" / f"{c}.yaml") for c in configs],
-        meta_file=str(bundle_dir / "configs" / "metadata.json"),
-        logging_file=str(bundle_dir / "configs" / "logging.conf"),
-        bundle_root=str(work_dir),
-        **overrides,
-    )
+    output = stage_output(RunLayout(work_dir).stage_log(log_name), verbose) if log_name is not None else contextlib.nullcontext()
+    with output:
+        run(
+            config_file=[str(bundle_dir / "configs" / f"{c}.yaml") for c in configs],
+            meta_file=str(bundle_dir / "configs" / "metadata.json"),
+            logging_file=str(bundle_dir / "configs" / "logging.conf"),
+            bundle_root=str(work_dir),
+            **overrides,
+        )
 
 
-def pretrain(bundle_dir, work_dir, epochs: int, **overrides) -> Path:
+def pretrain(bundle_dir, work_dir, epochs: int, verbose: bool = False, **overrides) -> Path:
     """Pretraining with Dice & CE → ``models/pretrained.pt`` of ``work_dir`` (skipped when it exists; an
-    interrupted run continues from its last epoch's checkpoint)."""
+    interrupted run continues from its last epoch's checkpoint). Log lines go to ``logs/pretrain/stage.log``."""
     model = RunLayout(work_dir).pretrained_model
     if not model.is_file():
-        run_stage(bundle_dir, ["train"], work_dir, pretrain_epochs=epochs, **{"resume": True, **overrides})
-    return model
-
-
-def finetune(bundle_dir, work_dir, method: Method, pretrain_epochs: int, **overrides) -> Path:
-    """Fine-tuning from ``pretrained.pt`` with ``method`` → ``models/model_<key>.pt`` (skipped when it exists;
-    an interrupted run continues from its last epoch's checkpoint). The bundle names the stage
-    (``finetune_<key>``) from the same loss name, γ and reading."""
-    model = RunLayout(work_dir).model(method.key)
-    if not model.is_file():
-        run_stage(bundle_dir, ["train", "finetune"], work_dir, pretrain_epochs=pretrain_epochs, loss_name=method.loss_name,
-                  gamma=method.gamma, restricted=method.restricted, model_filename=model.name,
+        run_stage(bundle_dir, ["train"], work_dir, log_name=RunLayout.PRETRAIN_STAGE, verbose=verbose, pretrain_epochs=epochs,
                   **{"resume": True, **overrides})
     return model
 
 
-def evaluate(bundle_dir, work_dir, method: Method, **overrides) -> dict:
+def finetune(bundle_dir, work_dir, method: Method, pretrain_epochs: int, verbose: bool = False, **overrides) -> Path:
+    """Fine-tuning from ``pretrained.pt`` with ``method`` → ``models/model_<key>.pt`` (skipped when it exists;
+    an interrupted run continues from its last epoch's checkpoint). The bundle names the stage and the model
+    from the same :class:`~contextloss_monai.method.Method` (``model_per_method``). Log lines go to the stage's ``stage.log``."""
+    model = RunLayout(work_dir).model(method.key)
+    if not model.is_file():
+        run_stage(bundle_dir, ["train", "finetune"], work_dir, log_name=method.stage, verbose=verbose,
+                  pretrain_epochs=pretrain_epochs, loss_name=method.loss_name,
+                  gamma=method.gamma, restricted=method.restricted, model_per_method=True,
+                  **{"resume": True, **overrides})
+    return model
+
+
+def evaluate(bundle_dir, work_dir, method: Method, verbose: bool = False, **overrides) -> dict:
     """Evaluate ``method``'s model on the test list: pretraining only without, fine-tuned methods with
-    the topological post-processing (as in the paper's tables). Returns ``eval/<key>/summary.json``."""
+    the topological post-processing (as in the paper's tables). Returns ``eval/<key>/summary.json``; log
+    lines go to ``logs/evaluate_<key>/stage.log``."""
     layout = RunLayout(work_dir)
     summary = layout.summary(method.key)
     if not summary.is_file():
         configs = ["inference", "evaluate"] if method.loss_name is None else ["inference", "inference_topo", "evaluate"]
-        run_stage(bundle_dir, configs, work_dir, model_path=str(layout.model(method.key)), evaluation_name=method.key, **overrides)
+        run_stage(bundle_dir, configs, work_dir, log_name=f"evaluate_{method.key}", verbose=verbose, model_path=str(layout.model(method.key)),
+                  evaluation_name=method.key, **overrides)
     return json.loads(summary.read_text())
 
 
@@ -160,20 +148,25 @@ def methods_for(names: list[str], gammas: list[float], readings: tuple[str, ...]
 
 
 def run_experiment(
-    bundle_dir, out_dir, dataset_dir, folds: list[int], methods: list[Method], pretrain_epochs: int, **overrides
+    bundle_dir, out_dir, dataset_dir, folds: list[int], methods: list[Method], pretrain_epochs: int, verbose: bool = False, **overrides
 ) -> list[dict]:
     """For each fold: pretrain once, fine-tune every method from that checkpoint, evaluate each; one row per
-    fold and method with the summary means and the fine-tuning seconds per epoch. Finished stages are skipped."""
+    fold and method with the summary means and the fine-tuning seconds per epoch. Finished stages are skipped.
+    Each stage shows one progress bar; its log lines go to its ``stage.log`` (and the terminal with ``verbose``).
+
+    Raises:
+        ValueError: for a fold folder whose files are named by the earlier naming rule (:func:`check_naming`).
+    """
     rows = []
     for fold in folds:
-        work = RunLayout.of_fold(out_dir, fold).root
+        work = check_naming(RunLayout.of_fold(out_dir, fold)).root
         common = dict(dataset_dir=str(dataset_dir), fold=fold, **overrides)
-        pretrain(bundle_dir, work, pretrain_epochs, **common)
+        pretrain(bundle_dir, work, pretrain_epochs, verbose, **common)
         for method in methods:
             if method.loss_name is not None:
-                finetune(bundle_dir, work, method, pretrain_epochs, **common)
-            summary = evaluate(bundle_dir, work, method, **{k: v for k, v in common.items() if k != "fold"})
-            stage = RunLayout.stage_of(method.key)
+                finetune(bundle_dir, work, method, pretrain_epochs, verbose, **common)
+            summary = evaluate(bundle_dir, work, method, verbose, **{k: v for k, v in common.items() if k != "fold"})
+            stage = method.stage
             seconds = epoch_seconds(work, stage)  # the epochs the stage really ran
             row = {"fold": fold, "method": method.label, "key": method.key, "epochs": len(seconds), "steps": stage_steps(work, stage),
                    "seconds_per_epoch": round(sum(seconds) / len(seconds), 3) if seconds else math.nan}

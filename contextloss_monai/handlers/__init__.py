@@ -1,7 +1,8 @@
 """Ignite handlers: the topology metrics (like ``monai.handlers.MeanDice``), the training stage's log,
-checkpoints, final model and guards, and the evaluation report."""
+checkpoints, final model and guards, the stage's progress bar, and the evaluation report."""
 
 from contextloss_monai.handlers.metrics import AGS, BettiError, ClDice, E0Gt, TopologyMetricHandler
+from contextloss_monai.handlers.progress import StageProgressBar
 from contextloss_monai.handlers.report import MetricsReport, write_metrics_report
 from contextloss_monai.handlers.training import (
     EarlyStopOnPlateau,
@@ -22,6 +23,7 @@ __all__ = [
     "FinalModelSaver",
     "MetricsReport",
     "ResumeFromLastCheckpoint",
+    "StageProgressBar",
     "StopOnNonFiniteLoss",
     "TopologyMetricHandler",
     "TrainingStateSaver",

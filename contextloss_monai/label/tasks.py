@@ -37,7 +37,7 @@ from monailabel.tasks.train.bundle import BundleTrainTask
 from contextloss_monai.bundle.weights import load_weights
 from contextloss_monai.checks import check_unit_interval
 from contextloss_monai.data import check_dataset_items
-from contextloss_monai.utils import to_numpy
+from contextloss_monai.utils import atomic_path, to_numpy
 
 __all__ = [
     "BundleSegmentationInfer",
@@ -244,19 +244,15 @@ class BundleSegmentationInfer(BasicInferTask):
             ValueError: weights that are unreadable, do not fit or hold NaN / inf, or more than ``max_bytes``.
         """
         target = Path(self.path[0])
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-        try:
+        with atomic_path(target) as temporary:
             size = 0
-            with os.fdopen(handle, "wb") as out:
+            with temporary.open("wb") as out:
                 for chunk in iter(lambda: stream.read(1 << 20), b""):
                     size += len(chunk)
                     if size > max_bytes:
                         raise ValueError(f"the uploaded weights are larger than {max_bytes} bytes.")
                     out.write(chunk)
             load_weights(copy.deepcopy(self.network), temporary, setting="uploaded weights")
-            os.replace(temporary, target)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
         return str(target.relative_to(self.bundle_dir))
 
     def _get_network(self, device: str, data: Any) -> torch.nn.Module:

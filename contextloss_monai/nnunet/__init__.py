@@ -3,7 +3,7 @@ raw format, and the topological post-processing and evaluation of nnU-Net predic
 
 Needs nnU-Net (the ``nnunet`` extra plus the packages that go in with ``--no-deps``, see
 ``docs/nnunet.md``); nothing else in ``contextloss_monai`` imports this subpackage. nnU-Net finds the trainers
-through its ``nnUNet_extTrainer`` variable: ``export nnUNet_extTrainer=$(python -m contextloss_monai.nnunet
+through its ``nnUNet_extTrainer`` variable: ``export nnUNet_extTrainer=$(contextloss nnunet
 trainer-path)``, then ``nnUNetv2_train ... -tr nnUNetTrainerCLoss``.
 """
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from contextloss_monai.data.dataset_folder import DATALIST_NAME, check_dataset_items, load_datalist, staging_folder
-from contextloss_monai.utils import write_text_atomic
+from contextloss_monai.data.dataset_folder import DATALIST_NAME, check_dataset_items, load_datalist
+from contextloss_monai.utils import staging_folder, write_text_atomic
 
 __all__ = ["convert_dataset_folder", "nnunet_dataset_name"]
 

@@ -4,7 +4,7 @@ nnU-Net v2 looks a trainer up by name in its own ``nnunetv2/training/nnUNetTrain
 folders of the ``nnUNet_extTrainer`` variable. Its own tree includes the Primus trainers, which import
 ``timm`` and through it ``torchvision``: in an environment without them (this project keeps torchvision out)
 any name that is not in ``nnUNetTrainer.py`` fails there before the external folders are searched. So the
-plug-in's entry points (``python -m contextloss_monai.nnunet train|predict``) look names up here — this
+plug-in's entry points (``contextloss nnunet train|predict``) look names up here — this
 package's trainers, then every folder of ``nnUNet_extTrainer``, then nnU-Net's tree skipping the modules whose
 optional dependencies are missing — and run nnU-Net's own ``nnUNetv2_train`` / ``nnUNetv2_predict`` with
 that lookup; ``train`` also loads ``-pretrained_weights`` as data only

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contextloss_monai.utils import atomic_path
+
 __all__ = ["PredictionFolder", "read_pair"]
 
 
@@ -78,14 +80,11 @@ class PredictionFolder:
 
     def write(self, case: str, seg: np.ndarray, properties: dict, writer) -> Path:
         """Write ``seg`` (as :meth:`read` returns it) for ``case`` atomically (a hidden temporary file, then a
-        rename) with ``writer``, the :attr:`io` of the folder whose ``properties`` (geometry) it carries."""
+        rename: :func:`~contextloss_monai.utils.atomic_path`) with ``writer``, the :attr:`io` of the folder whose
+        ``properties`` (geometry) it carries."""
         path = self.path(case)
-        partial = self.folder / f".{case}.partial{self.file_ending}"
-        try:
+        with atomic_path(path, suffix=self.file_ending) as partial:
             writer.write_seg(seg[None] if seg.ndim == 2 else seg, str(partial), properties)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
         return path
 
 

@@ -1,7 +1,7 @@
 """Loading ``-pretrained_weights`` of ``nnUNetv2_train`` as data only.
 
 nnU-Net's own loader unpickles the checkpoint with ``weights_only=False``: a crafted ``.pth`` runs code when it
-is loaded. The plug-in's ``train`` entry (``python -m contextloss_monai.nnunet train ... -pretrained_weights
+is loaded. The plug-in's ``train`` entry (``contextloss nnunet train ... -pretrained_weights
 FILE``) loads it with :func:`load_pretrained_weights` instead: ``torch.load(weights_only=True)`` (tensors,
 containers and the NumPy scalars nnU-Net's training log holds), then the same transfer as nnU-Net's — every
 parameter but the segmentation heads (``.seg_layers.``) must be present with the network's shape.

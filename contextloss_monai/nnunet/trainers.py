@@ -5,8 +5,8 @@ precision on CUDA, poly learning-rate schedule, validation, checkpoints) with tw
 of the pretraining's epochs (the paper: 1000 epochs of Dice & CE, then 50 of fine-tuning), and — except for
 the Dice & CE baseline, which keeps nnU-Net's loss — its loss is this package's loss on every
 deep-supervision output that nnU-Net weights (nnU-Net's own weights and downsampled targets, via its
-``DeepSupervisionWrapper``). The losses are built by :func:`contextloss_monai.bundle.build_loss`, the same
-function the MONAI bundles use: softmax over the logits, one-hot labels, background excluded.
+``DeepSupervisionWrapper``). The losses are built by :class:`contextloss_monai.method.Method`, as the MONAI
+bundles build theirs: softmax over the logits, one-hot labels, background excluded.
 
 Start from a pretrained checkpoint with nnU-Net's option: ``nnUNetv2_train D 2d 0 -tr nnUNetTrainerCLoss
 -pretrained_weights <pretraining>/fold_0/checkpoint_final.pth``. The learning-rate schedule is nnU-Net's
@@ -22,8 +22,7 @@ import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from contextloss_monai.bundle.losses import build_loss
-from contextloss_monai.losses import DEFAULT_RESTRICTED
+from contextloss_monai.method import DEFAULT_RESTRICTED, Method
 
 __all__ = [
     "TRAINERS",
@@ -61,8 +60,8 @@ class nnUNetTrainerDiceCEFinetune(nnUNetTrainer):
 
 
 class _TopologyLossTrainer(nnUNetTrainerDiceCEFinetune):
-    """Fine-tuning with :func:`~contextloss_monai.bundle.build_loss` ``(loss_name, gamma, alpha, iters,
-    skeleton, restricted)`` on each deep-supervision output."""
+    """Fine-tuning with the loss of :class:`~contextloss_monai.method.Method` ``(loss_name, gamma, restricted)``
+    (``alpha``, ``iters``, ``skeleton``: :func:`~contextloss_monai.bundle.build_loss`) on each deep-supervision output."""
 
     loss_name: str = "context"
     gamma: float = 0.2
@@ -73,8 +72,8 @@ class _TopologyLossTrainer(nnUNetTrainerDiceCEFinetune):
 
     def topology_loss(self) -> torch.nn.Module:
         """The loss of one output: logits ``(B, C, *spatial)`` against class indices ``(B, 1, *spatial)``."""
-        return build_loss(self.loss_name, gamma=self.gamma, alpha=self.alpha, iters=self.iters, skeleton=self.skeleton,
-                          deep_supervision=False, restricted=self.restricted)
+        method = Method(self.loss_name, self.gamma, self.restricted)
+        return method.build_loss(alpha=self.alpha, iters=self.iters, skeleton=self.skeleton, deep_supervision=False)
 
     def _build_loss(self) -> torch.nn.Module:
         if self.label_manager.has_regions or self.label_manager.ignore_label is not None:

@@ -1,20 +1,35 @@
-"""The command-line frame the ``scripts/prepare_*.py`` converters share."""
+"""``contextloss prepare <dataset>``: convert a public dataset's extracted archive into the bundles' dataset folder.
+
+Datasets (each follows its archive's documented layout)::
+
+    roads    Massachusetts Roads (https://www.cs.toronto.edu/~vmnih/data/: mass_roads/{train,valid,test}/{sat,map},
+             or the Kaggle mirror balraj98/massachusetts-roads-dataset: tiff/{train,val,test}{,_labels}); images with
+             more than 4 % white (no-data) pixels are dropped, as in the paper (421 train / 49 test)
+    hrf      HRF fundus database (https://www5.cs.fau.de/research/data/fundus-images/, all.zip extracted:
+             images/, manual1/, mask/); the last three images of each group are the test split (36 / 9)
+    vessap   VesSAP annotated volumes (two channels; Todorov et al., Nat. Methods 2020), found by glob patterns
+             (NIfTI or TIFF stacks), paired in sorted order; the last 3 are the test split (8 / 3)
+    cld      bone cement line volumes (1024 x 1024 x 600 voxels of (45.6 nm)^3), found by glob patterns and
+             paired in sorted order; the last 4 are the test split (13 / 4)
+
+Example:
+    contextloss prepare roads /data/mass_roads --out data/roads
+    contextloss prepare vessap /data/vessap --out data/vessap --channel-glob "raw/*_C00.nii.gz" "raw/*_C01.nii.gz"
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 
-__all__ = ["converter_parser", "run_converter"]
+__all__ = ["main"]
 
 
-def converter_parser(description: str, source_help: str) -> argparse.ArgumentParser:
-    """A parser with the arguments every converter takes: the source folder, ``--out``, ``--folds``,
+def _converter(commands, name: str, help: str, source_help: str) -> argparse.ArgumentParser:
+    """A converter's parser with the arguments every converter takes: the source folder, ``--out``, ``--folds``,
     ``--seed`` and ``--overwrite``."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = commands.add_parser(name, help=help, description=help)
     parser.add_argument("source", help=source_help)
     parser.add_argument("--out", required=True, help="dataset folder to create")
     parser.add_argument("--folds", type=int, default=5, help="number of cross-validation folds (default 5)")
@@ -23,12 +38,39 @@ def converter_parser(description: str, source_help: str) -> argparse.ArgumentPar
     return parser
 
 
-def run_converter(convert: Callable[..., Path], args: argparse.Namespace, **options) -> int:
-    """Run ``convert(source, out, n_folds=..., seed=..., overwrite=..., **options)``; print the datalist
-    written, or the error (exit status 2) without a traceback."""
+def main(argv: list[str] | None = None) -> int:
+    """Run one converter; print the datalist written, or the error (exit status 2) without a traceback."""
+    from contextloss_monai.data import prepare
+
+    parser = argparse.ArgumentParser(prog="contextloss prepare", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="dataset", required=True, metavar="{roads,hrf,vessap,cld}")
+    roads = _converter(commands, "roads", "Massachusetts Roads", "extracted archive (the folder holding train/ valid/ test/ or tiff/)")
+    roads.add_argument("--max-white", type=float, default=0.04, help="largest share of white pixels kept (default 0.04)")
+    hrf = _converter(commands, "hrf", "HRF fundus database", "extracted all.zip (the folder holding images/, manual1/, mask/)")
+    hrf.add_argument("--n-test-per-group", type=int, default=3)
+    vessap = _converter(commands, "vessap", "VesSAP annotated volumes", "folder holding the volumes")
+    vessap.add_argument("--channel-glob", nargs="+", default=list(prepare.VESSAP_DEFAULTS["channel_globs"]), help="one pattern per channel")
+    vessap.add_argument("--label-glob", default=prepare.VESSAP_DEFAULTS["label_glob"])
+    vessap.add_argument("--n-test", type=int, default=prepare.VESSAP_DEFAULTS["n_test"])
+    vessap.add_argument("--spacing", type=float, nargs=3, default=None, help="voxel size in mm (default: NIfTI header)")
+    cld = _converter(commands, "cld", "bone cement line volumes", "folder holding the volumes")
+    cld.add_argument("--image-glob", default=prepare.CLD_DEFAULTS["image_glob"])
+    cld.add_argument("--label-glob", default=prepare.CLD_DEFAULTS["label_glob"])
+    cld.add_argument("--n-test", type=int, default=prepare.CLD_DEFAULTS["n_test"])
+    args = parser.parse_args(argv)
+
+    options = {
+        "roads": lambda: (prepare.prepare_roads, {"max_white": args.max_white}),
+        "hrf": lambda: (prepare.prepare_hrf, {"n_test_per_group": args.n_test_per_group}),
+        "vessap": lambda: (prepare.prepare_vessap, {"channel_globs": args.channel_glob, "label_glob": args.label_glob,
+                                                    "n_test": args.n_test, "spacing": args.spacing}),
+        "cld": lambda: (prepare.prepare_cld, {"image_glob": args.image_glob, "label_glob": args.label_glob, "n_test": args.n_test}),
+    }
+    convert, extra = options[args.dataset]()
     start = time.perf_counter()
     try:
-        datalist = convert(args.source, args.out, n_folds=args.folds, seed=args.seed, overwrite=args.overwrite, **options)
+        datalist = convert(args.source, args.out, n_folds=args.folds, seed=args.seed, overwrite=args.overwrite, **extra)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ __all__ = ["THIN_FLICKER", "make_retina"]
 #: along the thin vessels (under half the main vessels' width) the contrast is multiplied by
 #: ``clip(mean + std · z, 0.1, 1)``, ``z`` smooth unit noise over about four steps of the vessel (10 px at
 #: 256²): they fade in and out, as HRF's capillary-sized vessels do. (mean, std) as set on 2026-11-28 from
-#: the pretrained model (``scripts/calibrate_synthetic.py``): AGS 82.6 without it, 73.6 with (0.75, 0.4)
+#: the pretrained model (``contextloss calibrate``): AGS 82.6 without it, 73.6 with (0.75, 0.4)
 #: over 5 px, 74.2 with this (paper's HRF row 77.8 ± 5); e0-Gt 0.59 / 0.71 / 0.65, still far below the
 #: paper's 2.78 — the network misses faded stretches rather than finding them in pieces
 THIN_FLICKER = (0.85, 0.55)

@@ -13,7 +13,7 @@ __all__ = ["LAYER_FADING", "LAYER_FADING_SIGMA", "make_sheets3d"]
 #: along every layer the contrast is multiplied by ``clip(mean + std · z, 0.05, 1)``, ``z`` smooth unit noise
 #: over about six voxels: the layers fade out over large stretches and come back, as cement lines do in
 #: micro-CT (partly visible, the rest implied by the osteon's shape). Set on 2026-11-28 from the pretrained
-#: model (``scripts/calibrate_synthetic.py``, one run each): AGS 99.0 without it, 91.6 with (0.45, 0.6) over
+#: model (``contextloss calibrate``, one run each): AGS 99.0 without it, 91.6 with (0.45, 0.6) over
 #: 4 voxels, 78.2 with this (paper's CLD row 79 ± 5)
 LAYER_FADING = (0.2, 0.6)
 #: the fading's correlation length in voxels (Gaussian sigma of the noise ``z``)

@@ -14,7 +14,7 @@ __all__ = ["DROPOUT_REACH", "DROPOUT_SIGNAL", "make_vessels3d"]
 
 #: a dropout is a ball of radius ``DROPOUT_REACH · r + 1`` voxels on a tube of radius ``r``, so about one
 #: diameter of the tube loses its signal. Set on 2026-11-28 from the pretrained model
-#: (``scripts/calibrate_synthetic.py``): with two diameters and 10 % signal a fifth of the centre line lay in
+#: (``contextloss calibrate``): with two diameters and 10 % signal a fifth of the centre line lay in
 #: dropouts and the pretrained AGS was 89.9, below the paper's Vessap row (96 ± 3); with one diameter and
 #: :data:`DROPOUT_SIGNAL` a tenth does, and AGS is 97.4
 DROPOUT_REACH = 1.0

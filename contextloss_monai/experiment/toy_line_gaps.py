@@ -1,4 +1,4 @@
-"""Train a tiny U-Net with ContextLoss on a synthetic batch of lines whose image has gaps.
+"""``contextloss toy-line-gaps``: train a tiny U-Net with ContextLoss on a synthetic batch of lines whose image has gaps.
 
 The labels are straight lines crossing the image; in the image, short stretches of every line are
 dimmed to the background level (occlusions), so a pixel-wise model tends to leave the gaps open.
@@ -6,7 +6,7 @@ The script prints, every few steps, the loss and the size of the critical pixel 
 all topological errors with their context), which shrinks as the network learns to close the gaps.
 
 Usage:
-    python scripts/toy_line_gaps.py [--steps 150] [--size 64] [--batch 8] [--gamma 0.2] [--seed 0]
+    contextloss toy-line-gaps [--steps 150] [--size 64] [--batch 8] [--gamma 0.2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ def line_gap_batch(batch: int, size: int, seed: int) -> tuple[torch.Tensor, torc
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="contextloss toy-line-gaps", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--gamma", type=float, default=0.2)
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     set_determinism(args.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -85,7 +85,4 @@ def main() -> None:
         f"done in {time.time() - start:.0f} s: loss {first_loss:.3f} -> {last_loss:.3f}, "
         f"critical mask {first_mask} -> {last_mask} px"
     )
-
-
-if __name__ == "__main__":
-    main()
+    return 0

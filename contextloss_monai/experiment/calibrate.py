@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""How hard is the synthetic data? Pretrain each bundle as the benchmark does (Dice & CE only, fold 0) and
+"""``contextloss calibrate``: how hard is the synthetic data? Pretrain each bundle as the benchmark does (Dice & CE only, fold 0) and
 compare the *pretrained* model's topology errors with the paper's nnU-Net row for the real dataset.
 
 The generators are calibrated on this table only — never on which fine-tuning method wins. A kind is "as
@@ -11,17 +10,14 @@ earlier run into the same ``--out`` stay in it; ``seconds`` is the pretraining's
 Resumable like the benchmark: a kind whose pretraining and evaluation exist is not trained again.
 
 Example:
-    python scripts/calibrate_synthetic.py --bundles roads_2d              # one kind, about 6 minutes on 2 CPU cores
-    python scripts/calibrate_synthetic.py --bundles roads_2d vessap_3d --device cuda
+    contextloss calibrate --bundles roads_2d              # one kind, about 6 minutes on 2 CPU cores
+    contextloss calibrate --bundles roads_2d vessap_3d --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: the paper's pretrained nnU-Net row (Table 1) per bundle: AGS (%) with the band the synthetic data should
 #: land in, and e0-Gt where the paper reports it for the Dice & CE-trained network
@@ -34,13 +30,16 @@ PAPER_ROWS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from contextloss_monai.bundle.render import bundle_folder
     from contextloss_monai.experiment import (PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, Method, bundle_setting, device_override,
                                               parse_overrides, run_experiment)
     from contextloss_monai.utils import merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="contextloss calibrate", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", default=list(PAPER_ROWS), choices=list(PAPER_ROWS))
-    parser.add_argument("--out", default=str(ROOT / "outputs" / "calibration"), help="output folder")
+    parser.add_argument("--out", default="outputs/calibration", help="output folder (default: outputs/calibration)")
+    parser.add_argument("--verbose", action="store_true", help="the stages' log lines on the terminal too (always in each run's logs/)")
     parser.add_argument("--epochs", type=int, default=PRETRAIN_MAX_EPOCHS, help="the most pretraining epochs (default: the benchmark's)")
     parser.add_argument("--patience", type=int, default=PRETRAIN_PATIENCE, help="validations without a better Dice before pretraining stops (0: train all epochs)")
     parser.add_argument("--fold", type=int, default=0)
@@ -58,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).absolute()
     rows = []
     for name in args.bundles:
-        bundle = ROOT / "bundles" / name
+        bundle = bundle_folder(name, out)
         data = out / name / "data"
         if not (data / "dataset.json").is_file():
             write_synthetic_dataset(bundle_setting(bundle, "synthetic_kind"), data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
-        (result,) = run_experiment(bundle, out / name, data, [args.fold], [Method(None)], args.epochs,
+        (result,) = run_experiment(bundle, out / name, data, [args.fold], [Method(None)], args.epochs, verbose=args.verbose,
                                    pretrain_patience=args.patience or None, **overrides)
         paper = PAPER_ROWS[name]
         inside = abs(result["ags"] - paper["ags"]) <= paper["band"]
@@ -85,7 +84,3 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(out / "calibration.md", "# Pretrained model on the synthetic data vs the paper's nnU-Net row\n\n" + table)
     print(table)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ labels: the label skeletons come from the disk cache). Skeletons are computed in
 (default: the available cores). Prints wall time and peak resident memory, the speed-up of the warm run
 over the straightforward version, and whether every number is identical. Usage:
 
-    python scripts/bench_metrics.py [--cld-depth 600] [--workers N] [--markdown]
+    contextloss bench-metrics [--cld-depth 600] [--workers N] [--markdown]
 """
 
 from __future__ import annotations
@@ -156,14 +156,14 @@ def other_method(pred: np.ndarray, label: np.ndarray, seed: int = 1) -> np.ndarr
     return other
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="contextloss bench-metrics", description=__doc__.splitlines()[0])
     parser.add_argument("--cld-depth", type=int, default=600, help="depth of the CLD-sized volume (600 in the paper)")
     parser.add_argument("--cld-size", type=int, default=1024, help="in-plane size of the CLD-sized volume")
     parser.add_argument("--workers", type=int, default=None, help="processes for the skeletons (default: the available cores)")
     parser.add_argument("--check-warm", action="store_true", help="also compare the warm run with the straightforward version (slower)")
     parser.add_argument("--markdown", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     cases = {
         "Roads 1500² (375² tiles)": (roads_pair(), 375, 375, None, None),
@@ -210,6 +210,4 @@ def main() -> None:
         for r in rows:
             print(dict(zip(header, r)))
 
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""The paper's benchmark on any bundle: pretrain once per fold, fine-tune with every requested method from
+"""``contextloss benchmark``: the paper's benchmark on any bundle: pretrain once per fold, fine-tune with every requested method from
 that checkpoint, post-process, evaluate with the bundle's protocol, and write results.csv + results.md
 (Table 1 layout, mean ± std over folds, a paired per-image comparison with Dice & CE, and seconds per epoch
 per loss as in Table 7). Training is counted in optimizer steps: pretraining until validation Dice plateaus,
@@ -8,33 +7,32 @@ and an interrupted training stage continues from its last epoch's checkpoint; a 
 adds its methods and folds to the results (a method and fold run again replace their row).
 
 Example:
-    python scripts/benchmark.py --bundle roads_2d --folds 0 1 2 --methods dice_ce context --gammas 0.2
-    python scripts/benchmark.py --bundle vessap_3d --data /data/vessap_prepared --folds 0 1 2 3 4
-    python scripts/benchmark.py --bundle vessap_3d --out outputs/comparison_vessap_3d --folds 0 --methods dice_ce --archive docs/results/comparison_vessap_3d
+    contextloss benchmark --bundle roads_2d --folds 0 1 2 --methods dice_ce context --gammas 0.2
+    contextloss benchmark --bundle vessap_3d --data /data/vessap_prepared --folds 0 1 2 3 4
+    contextloss benchmark --bundle vessap_3d --out outputs/comparison_vessap_3d --folds 0 --methods dice_ce --archive docs/results/comparison_vessap_3d
+    contextloss benchmark --bundle path/to/my_bundle --data data/mine     # a bundle folder of your own
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def main(argv: list[str] | None = None) -> int:
-    from contextloss_monai.bundle import LOSS_NAMES
-    from contextloss_monai.losses import DEFAULT_RESTRICTED, RESTRICTED_READINGS
+    from contextloss_monai.bundle.render import bundle_folder, bundle_names
+    from contextloss_monai.method import DEFAULT_RESTRICTED, LOSS_NAMES, RESTRICTED_READINGS
     from contextloss_monai.experiment import (FINETUNE_STEPS, PRETRAIN_MAX_EPOCHS, PRETRAIN_PATIENCE, archive_results, bundle_setting, device_override,
                                               merge_results, methods_for, parse_overrides, run_experiment,
                                               write_results)
 
-    bundles = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.yaml").is_file())
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", required=True, choices=bundles)
+    parser = argparse.ArgumentParser(prog="contextloss benchmark", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", required=True, help=f"a bundle of this package ({', '.join(bundle_names())}), rendered into --out, "
+                        "or a bundle folder")
     parser.add_argument("--data", default=None, help="dataset folder (default: the bundle's synthetic data, generated in --out)")
-    parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmark_<bundle>)")
+    parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmark_<bundle name>)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(LOSS_NAMES), choices=list(LOSS_NAMES))
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.5])
@@ -53,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="bundle settings for every stage, e.g. patch_size=[64,64] (values parsed as YAML)")
     parser.add_argument("--archive", default=None, metavar="DIR",
                         help="also copy the tables and the per-image metrics they come from to DIR (a few kB, to commit; e.g. docs/results/<run>)")
+    parser.add_argument("--verbose", action="store_true", help="the stages' log lines on the terminal too (always in each run's logs/)")
     args = parser.parse_args(argv)
 
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 
-    bundle = ROOT / "bundles" / args.bundle
-    out = Path(args.out or ROOT / "outputs" / f"benchmark_{args.bundle}").absolute()
+    out = Path(args.out or Path("outputs") / f"benchmark_{Path(args.bundle).name}").absolute()
+    bundle = bundle_folder(args.bundle, out)
     data = Path(args.data) if args.data else out / "data"
     if args.data is None and not (data / "dataset.json").is_file():
         write_synthetic_dataset(bundle_setting(bundle, "synthetic_kind"), data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
@@ -67,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides.setdefault("pretrain_patience", args.patience or None)
     overrides.setdefault("finetune_steps", args.finetune_steps or None)
     start = time.perf_counter()
-    rows = run_experiment(bundle, out, data, args.folds, methods_for(args.methods, args.gammas, tuple(args.restricted)), args.epochs, **overrides)
+    rows = run_experiment(bundle, out, data, args.folds, methods_for(args.methods, args.gammas, tuple(args.restricted)), args.epochs,
+                          verbose=args.verbose, **overrides)
     rows = merge_results(out, rows)  # earlier runs into the same folder stay in the tables
     folds = sorted({int(r["fold"]) for r in rows})
     csv_path, md_path = write_results(rows, out, title=f"{args.bundle}: {len(folds)} fold(s) ({', '.join(map(str, folds))})")
@@ -77,7 +77,3 @@ def main(argv: list[str] | None = None) -> int:
         archived = archive_results(out, args.archive)
         print(f"archived {len(archived)} files to {args.archive}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

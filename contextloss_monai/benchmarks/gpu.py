@@ -10,9 +10,9 @@ as the bundles train. Device-to-host copies are counted with ``torch.profiler`` 
 host reads of device scalars) during one loss call. Every number of one table comes from one run.
 
 Usage:
-    python scripts/bench_gpu.py                    # the four datasets on the GPU (about 6 minutes on an H100)
-    python scripts/bench_gpu.py --markdown         # the docs/gpu.md table
-    python scripts/bench_gpu.py --smoke --device cpu   # seconds: tiny shapes, checks the script itself
+    contextloss bench-gpu                    # the four datasets on the GPU (about 6 minutes on an H100)
+    contextloss bench-gpu --markdown         # the docs/gpu.md table
+    contextloss bench-gpu --smoke --device cpu   # seconds: tiny shapes, checks the script itself
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def markdown_rows(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="contextloss bench-gpu", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=None, help=f"any of {list(PAPER_PATCHES)} (default: all)")
@@ -202,6 +202,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{time.perf_counter() - started:.0f} s in all", file=sys.stderr)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

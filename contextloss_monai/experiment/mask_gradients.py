@@ -1,22 +1,21 @@
-"""Where the restricted term of ContextLoss pushes: missed connections or false-positive connections.
+"""``contextloss mask-gradients``: where the restricted term of ContextLoss pushes: missed connections or false-positive connections.
 
-The critical pixel mask is the union of two parts (SPEC §1): ``M_fn``, the context of the label's
+The critical pixel mask is the union of two parts (:func:`~contextloss_monai.topology.critical_pixel_mask`): ``M_fn``, the context of the label's
 skeleton pieces the prediction misses (gaps; gradient raises the foreground), and ``M_fp``, the
 context of the prediction's skeleton pieces outside the label (false bridges and fragments; gradient
 lowers it). For the pretrained models of a benchmark or demo run, this script measures on training
 images how large each part is and how the gradient of the restricted cross-entropy and of the
 restricted Dice, with respect to the logits, divides between them::
 
-    python scripts/mask_gradients.py --bundle roads_2d --run outputs/benchmark_roads_2d --folds 0 1 2 --restricted mask_mean
+    contextloss mask-gradients --bundle roads_2d --run outputs/benchmark_roads_2d --folds 0 1 2 --restricted mask_mean
 
-``--run`` is an output folder of ``scripts/benchmark.py`` or ``scripts/demo.py`` (``data/`` and
+``--run`` is an output folder of ``contextloss benchmark`` or ``contextloss demo`` (``data/`` and
 ``fold<k>/models/pretrained.pt``). Only the restricted term is differentiated (``gamma = 1``).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -24,11 +23,10 @@ from monai.bundle import ConfigParser
 from tqdm import tqdm
 
 from contextloss_monai.bundle import dataset_items, load_weights
+from contextloss_monai.bundle.render import bundle_folder
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.losses import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss
 from contextloss_monai.topology import critical_pixel_mask
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def restricted_gradient_split(
@@ -66,8 +64,8 @@ def _share(a: float, b: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", default="roads_2d", help="bundle folder name under bundles/")
+    parser = argparse.ArgumentParser(prog="contextloss mask-gradients", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", default="roads_2d", help="bundle name or folder (default: roads_2d)")
     parser.add_argument("--run", required=True, help="benchmark or demo output folder (data/, fold<k>/models/pretrained.pt)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
     parser.add_argument("--cases", type=int, default=8, help="training images per fold")
@@ -77,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run = Path(args.run)
     config = ConfigParser()
-    config.read_config(str(ROOT / "bundles" / args.bundle / "configs" / "inference.yaml"))
-    config["bundle_root"] = str(ROOT / "bundles" / args.bundle)
+    bundle = bundle_folder(args.bundle, run)
+    config.read_config(str(bundle / "configs" / "inference.yaml"))
+    config["bundle_root"] = str(bundle)
     config["load_keys"] = ["image", "label"]
     preprocessing = config.get_parsed_content("preprocessing")
     inferer = config.get_parsed_content("inferer")
@@ -106,7 +105,3 @@ def main(argv: list[str] | None = None) -> int:
     ce, dice = totals["ce_fn"] + totals["ce_fp"], totals["dice_fn"] + totals["dice_fp"]
     print(f"\nsummed gradient magnitude, restricted CE / restricted Dice: {ce / dice:.1f}" if dice > 0 else "\nno restricted Dice gradient")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

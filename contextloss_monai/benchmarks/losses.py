@@ -9,7 +9,7 @@ one forward + backward: the sampled growth of the resident size in a spawned chi
 Ratios are to ``DiceCELoss`` and to MONAI's ``SoftDiceclDiceLoss(iter_=50)`` measured in the same run.
 
 Usage:
-    python scripts/bench_losses.py [--repeats 5] [--device cpu] [--shapes 2d 3d] [--markdown]
+    contextloss bench-losses [--repeats 5] [--device cpu] [--shapes 2d 3d] [--markdown]
 """
 
 from __future__ import annotations
@@ -143,13 +143,13 @@ def peak_memory_mb(name: str, logits: torch.Tensor, target: torch.Tensor) -> flo
     return value
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="contextloss bench-losses", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
 
@@ -194,6 +194,4 @@ def main() -> None:
             f"{'met' if ok else 'NOT met'}"
         )
 
-
-if __name__ == "__main__":
-    main()
+    return 0

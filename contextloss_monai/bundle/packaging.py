@@ -1,20 +1,22 @@
 """Bundle zips: packing one the way ``python -m monai.bundle download --url`` expects it, and downloading
 one with its SHA-256 verified and the bundle installed atomically.
 
-Download and install a bundle, refusing a zip whose SHA-256 differs from the one published beside it::
+Pack a bundle, then download and install it, refusing a zip whose SHA-256 differs from the one published beside it::
 
-    python -m contextloss_monai.experiment.packaging --url https://HOST/roads_2d_v0.3.0.zip \\
-        --sha256 https://HOST/roads_2d_v0.3.0.zip.sha256 --bundle_dir ./bundles
+    contextloss package bundles/roads_2d --out dist/
+    contextloss download --url https://HOST/roads_2d_v0.4.0.zip --sha256 https://HOST/roads_2d_v0.4.0.zip.sha256 --bundle_dir ./bundles
 
 (``--sha256`` takes the hex digest itself, a ``.sha256`` file or its URL; ``--name`` the bundle's name when the
 zip is not called ``<name>_v<version>.zip``; ``--max_download_mb`` / ``--max_unpacked_mb`` raise the size caps.)
-MONAI's own ``monai.bundle download --url`` only warns that the integrity is not verified, and caps no size.
+MONAI's ``monai.bundle download --url`` only warns that the integrity is not verified; its ``download_url``
+checks a hash only after the whole file is down and caps no size, and ``extractall`` checks no member, so the
+download streams through a size cap and hashes as it goes, and the zip is unpacked by
+:mod:`contextloss_monai.archives`.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import fnmatch
 import hashlib
 import json
@@ -30,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from contextloss_monai.archives import ArchiveError, archive_members, safe_extract
 from contextloss_monai.checks import check_plain_name, check_positive_int
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.utils import atomic_file, remove_partial_files, umask_mode
+from contextloss_monai.utils import atomic_file, install_folder, remove_partial_files, umask_mode, write_text_atomic
 
 __all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "DEFAULT_MAX_UNPACKED_BYTES", "EXCLUDED", "VERSION_PATTERN", "bundle_name_of", "download_bundle", "package_bundle"]
 
@@ -91,7 +93,7 @@ def package_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike, in
                 continue
             zf.write(path, f"{name}/{relative}")
     digest = _sha256(archive)
-    Path(f"{archive}.sha256").write_text(f"{digest}  {archive.name}\n")
+    write_text_atomic(f"{archive}.sha256", f"{digest}  {archive.name}\n")
     return archive, digest
 
 
@@ -143,40 +145,6 @@ def _bundle_top(archive: Path, source: str, name: str, max_bytes: int) -> None:
         raise ValueError(f"{source}: a zip of bundle {name!r} holds one top-level folder {name}/, found {sorted(tops)}; not installed.")
     if f"{name}/configs/metadata.json" not in {m for m, _ in members}:
         raise ValueError(f"{source}: {name}/configs/metadata.json is missing; this is not a bundle zip.")
-
-
-def _exchange(staged: Path, target: Path) -> bool:
-    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where that is not available."""
-    if sys.platform != "linux":
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(staged), at_fdcwd, os.fsencode(target), rename_exchange) == 0:
-        return True
-    error = ctypes.get_errno()
-    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without exchange
-        return False
-    raise OSError(error, os.strerror(error), str(target))
-
-
-def _install(staged: Path, target: Path) -> None:
-    """Put the folder ``staged`` at ``target`` in one rename: swapped with an existing ``target`` (whose old copy
-    is then at ``staged``), renamed where there is none. Without an atomic swap (not Linux), two renames."""
-    if not target.exists() and not target.is_symlink():
-        staged.rename(target)
-        return
-    if target.is_symlink() or not target.is_dir():
-        raise ValueError(f"{target} exists and is not a bundle folder; not replaced.")
-    if not _exchange(staged, target):
-        aside = staged.with_name(staged.name + ".old")
-        target.rename(aside)
-        staged.rename(target)
-        aside.rename(staged)
 
 
 def download_bundle(
@@ -244,7 +212,7 @@ def download_bundle(
         safe_extract(download, staging, max_unpacked_bytes)
         os.chmod(staging / name, umask_mode(0o777))
         target = bundle_dir / name
-        _install(staging / name, target)
+        install_folder(staging / name, target)
         return target
     except ArchiveError as error:
         raise ValueError(f"{error}; not installed.") from error
@@ -256,8 +224,26 @@ def download_bundle(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Download a bundle zip, verify its SHA-256 and install it atomically.")
+def package_main(argv: list[str] | None = None) -> int:
+    """``contextloss package``: zip a bundle as ``<name>_v<version>.zip`` and record its SHA-256 beside it."""
+    parser = argparse.ArgumentParser(prog="contextloss package", description="Zip a bundle as <name>_v<version>.zip (top-level <name>/ "
+                                     "folder, the layout `python -m monai.bundle download --url` expects) and write its SHA-256 to <zip>.sha256.")
+    parser.add_argument("bundle", help="bundle folder, e.g. bundles/roads_2d")
+    parser.add_argument("--out", default="dist", help="output folder (default: dist)")
+    parser.add_argument("--no-weights", action="store_true", help="leave models/*.pt out")
+    args = parser.parse_args(argv)
+    try:
+        archive, digest = package_bundle(args.bundle, args.out, include_weights=not args.no_weights)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{archive}\nsha256 {digest}")
+    return 0
+
+
+def download_main(argv: list[str] | None = None) -> int:
+    """``contextloss download``: download a bundle zip, verify its SHA-256 and install it atomically."""
+    parser = argparse.ArgumentParser(prog="contextloss download", description="Download a bundle zip, verify its SHA-256 and install it atomically.")
     parser.add_argument("--url", required=True, help="the bundle zip (URL or path)")
     parser.add_argument("--sha256", required=True, help="the expected SHA-256: hex digest, .sha256 file or its URL")
     parser.add_argument("--bundle_dir", default="bundles", help="folder that holds the bundles (default: bundles)")
@@ -274,7 +260,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

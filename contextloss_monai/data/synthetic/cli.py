@@ -1,9 +1,8 @@
-#!/usr/bin/env python
-"""Write a synthetic dataset folder (NIfTI + dataset.json with 5 folds) that the bundles train on.
+"""``contextloss make-synthetic``: write a synthetic dataset folder (NIfTI + dataset.json with 5 folds) that the bundles train on.
 
 Example:
-    python scripts/make_synthetic.py --kind roads --out data/roads_synthetic
-    python scripts/make_synthetic.py --kind vessels3d --out data/vessels --n-train 32 --n-test 8 --size 96 --seed 1
+    contextloss make-synthetic --kind roads --out data/roads_synthetic
+    contextloss make-synthetic --kind vessels3d --out data/vessels --n-train 32 --n-test 8 --size 96 --seed 1
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from contextloss_monai.data.synthetic import DEFAULTS, GENERATORS, write_synthet
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="contextloss make-synthetic", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", required=True, choices=sorted(GENERATORS))
     parser.add_argument("--out", required=True, help="dataset folder to create")
     parser.add_argument("--n-train", type=int, default=None, help="training cases (default per kind: %s)" %
@@ -35,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             n_folds=args.folds, overwrite=args.overwrite,
         )
     except (ValueError, FileExistsError) as error:
-        print(f"make_synthetic: error: {error}", file=sys.stderr)
+        print(f"contextloss make-synthetic: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {datalist} in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

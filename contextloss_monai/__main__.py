@@ -1,0 +1,7 @@
+"""``python -m contextloss_monai``: the ``contextloss`` command."""
+
+import sys
+
+from contextloss_monai.cli import main
+
+sys.exit(main())
