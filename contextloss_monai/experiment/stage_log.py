@@ -32,6 +32,19 @@ class _Tee:
     def isatty(self) -> bool:
         return False
 
+    @property
+    def encoding(self) -> str:
+        return getattr(self.streams[-1], "encoding", "utf-8")
+
+    def fileno(self) -> int:  # what writes below Python (faulthandler) reaches the terminal
+        return self.streams[0].fileno()
+
+
+def _stream_handlers() -> list[logging.StreamHandler]:
+    """The plain stream handlers (not files) of the root logger and of every logger made so far."""
+    loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)]
+    return [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
+
 
 def _point(handler: logging.StreamHandler, stream: IO[str]) -> None:
     """Point ``handler`` at ``stream`` (``setStream`` without flushing the old stream, which may be closed)."""
@@ -53,27 +66,23 @@ def stage_output(log_file: str | os.PathLike, verbose: bool = False) -> Iterator
     log_file = Path(log_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     terminal = sys.stdout
-    loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)]
     with log_file.open("a", encoding="utf-8") as log:
         target = _Tee(terminal, log) if verbose else log
         # handlers made before the stage (MONAI's module loggers) hold the standard output of their time; point
         # them at the target for the stage (those on standard error stay)
-        moved = [(h, h.stream) for lg in loggers for h in lg.handlers
-                 if type(h) is logging.StreamHandler and h.stream not in (sys.stderr, sys.__stderr__)
-                 and getattr(h.stream, "name", None) != "<stderr>"]
+        moved = [(h, h.stream) for h in _stream_handlers()
+                 if h.stream not in (sys.stderr, sys.__stderr__) and getattr(h.stream, "name", None) != "<stderr>"]
         for handler, _ in moved:
             _point(handler, target)
-        capturing = logging.captureWarnings
-        capturing(True)
+        logging.captureWarnings(True)
         try:
             with contextlib.redirect_stdout(target):
                 yield log_file
         finally:
-            capturing(False)
+            logging.captureWarnings(False)
             for handler, stream in moved:
                 _point(handler, stream)
             # handlers the stage configured (its logging.conf) still point at the log file: back to the terminal
-            for lg in [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)]:
-                for handler in lg.handlers:
-                    if type(handler) is logging.StreamHandler and handler.stream in (log, target):
-                        _point(handler, terminal)
+            for handler in _stream_handlers():
+                if handler.stream in (log, target):
+                    _point(handler, terminal)
