@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "calibrate": ("contextloss_monai.experiment.calibrate", "main", "the pretrained model on the synthetic data against the paper's nnU-Net row"),
     "make-synthetic": ("contextloss_monai.data.synthetic.cli", "main", "write a synthetic dataset folder (roads, retina, vessels3d, sheets3d)"),
     "prepare": ("contextloss_monai.data.prepare.cli", "main", "convert a public dataset (roads, hrf, vessap, cld) into a dataset folder"),
+    "bundle": ("contextloss_monai.bundle.new", "main", "a bundle of your own from a dataset folder: bundle new NAME --data DIR"),
     "render-bundles": ("contextloss_monai.bundle.render", "main", "render the bundles from the package's template (or --check them)"),
     "package": ("contextloss_monai.bundle.packaging", "package_main", "zip a bundle as <name>_v<version>.zip with its SHA-256"),
     "download": ("contextloss_monai.bundle.packaging", "download_main", "download a bundle zip, verify its SHA-256, install it atomically"),

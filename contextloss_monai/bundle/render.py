@@ -21,7 +21,7 @@ from pathlib import Path
 
 from contextloss_monai.utils import write_text_atomic
 
-__all__ = ["TEMPLATE", "bundle_folder", "bundle_names", "bundle_values", "differences", "render", "write"]
+__all__ = ["TEMPLATE", "bundle_folder", "bundle_names", "bundle_values", "defaults_for", "differences", "render", "render_files", "write"]
 
 #: the template folder inside the installed package
 TEMPLATE = Path(__file__).resolve().parent / "template"
@@ -36,6 +36,24 @@ def _literal(value: object) -> object:
     return value
 
 
+def _spec(template: Path = TEMPLATE) -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(template) / "bundles.yaml").read_text())
+
+
+def defaults_for(spatial_dims: int, template: Path = TEMPLATE) -> dict:
+    """The values every bundle of ``spatial_dims`` dimensions shares (``bundles.yaml``'s ``dims``).
+
+    Raises:
+        ValueError: for dimensions without defaults.
+    """
+    dims = _spec(template)["dims"]
+    if spatial_dims not in dims:
+        raise ValueError(f"spatial_dims must be one of {sorted(dims)}, got {spatial_dims!r}.")
+    return dict(dims[spatial_dims])
+
+
 def bundle_values(template: Path = TEMPLATE) -> dict[str, dict]:
     """``{bundle name: template variables}``: each bundle's values over the defaults of its spatial dims, and the
     package version the bundles require (the package's own ``__version__``: one source).
@@ -43,17 +61,15 @@ def bundle_values(template: Path = TEMPLATE) -> dict[str, dict]:
     Raises:
         ValueError: for a bundle whose ``spatial_dims`` has no defaults in ``bundles.yaml``.
     """
-    import yaml
-
     from contextloss_monai import __version__
 
-    spec = yaml.safe_load((Path(template) / "bundles.yaml").read_text())
     values = {}
-    for name, own in spec["bundles"].items():
-        dims = own.get("spatial_dims")
-        if dims not in spec["dims"]:
-            raise ValueError(f"bundles.yaml: {name}.spatial_dims must be one of {sorted(spec['dims'])}, got {dims!r}.")
-        values[name] = {**spec["dims"][dims], **own, "name": name, "package_version": __version__}
+    for name, own in _spec(template)["bundles"].items():
+        try:
+            shared = defaults_for(own.get("spatial_dims"), template)
+        except ValueError as error:
+            raise ValueError(f"bundles.yaml: {name}.{error}") from None
+        values[name] = {**shared, **own, "name": name, "package_version": __version__}
     return values
 
 
@@ -62,8 +78,8 @@ def bundle_names(template: Path = TEMPLATE) -> list[str]:
     return sorted(bundle_values(template))
 
 
-def render(template: Path = TEMPLATE, names: list[str] | None = None) -> dict[str, dict[str, str]]:
-    """``{bundle name: {path inside the bundle: text}}`` for ``names`` (default: every bundle of ``bundles.yaml``)."""
+def render_files(values: dict, template: Path = TEMPLATE) -> dict[str, str]:
+    """``{path inside the bundle: text}`` of one bundle from its template ``values``."""
     import jinja2
 
     template = Path(template)
@@ -77,11 +93,12 @@ def render(template: Path = TEMPLATE, names: list[str] | None = None) -> dict[st
         autoescape=False,
     )
     sources = sorted(p.relative_to(template).as_posix() for p in template.rglob("*.j2"))
-    rendered = {}
-    for name, values in bundle_values(template).items():
-        if names is None or name in names:
-            rendered[name] = {source[: -len(".j2")]: environment.get_template(source).render(**values) for source in sources}
-    return rendered
+    return {source[: -len(".j2")]: environment.get_template(source).render(**values) for source in sources}
+
+
+def render(template: Path = TEMPLATE, names: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """``{bundle name: {path inside the bundle: text}}`` for ``names`` (default: every bundle of ``bundles.yaml``)."""
+    return {name: render_files(values, template) for name, values in bundle_values(template).items() if names is None or name in names}
 
 
 def differences(out_dir: str | os.PathLike, rendered: dict[str, dict[str, str]]) -> list[str]:

@@ -33,7 +33,7 @@ class Case:
 def read_array(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as a NumPy array with spatial axes first.
 
-    NIfTI files come as stored; 2D pictures (PNG, JPEG, single-page TIFF) as ``(rows, cols[, RGB])``;
+    NIfTI files come as stored; 2D pictures (PNG, JPEG, GIF, single-page TIFF) as ``(rows, cols[, RGB])``;
     multi-page TIFF stacks (``(pages, rows, cols)`` on disk) as ``(rows, cols, pages)`` so that the
     slice axis is last, as in NIfTI.
 
@@ -60,7 +60,7 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
         if name.endswith(_PICTURE):
             import imageio.v3 as iio
 
-            return np.asarray(iio.imread(str(path)))
+            return np.asarray(iio.imread(str(path), index=0) if name.endswith(".gif") else iio.imread(str(path)))  # a GIF's first frame
     except Exception as error:  # any reader failure: name the file
         raise ValueError(f"cannot read image file {path}: {error}") from error
     raise ValueError(f"image file {path} has an unsupported format; expected NIfTI, TIFF, PNG or JPEG.")
