@@ -29,7 +29,7 @@ def _grey_dataset(root: Path, shape=(40, 52), n=7) -> Path:
         label = np.zeros(shape, np.uint8)
         label[(8 + 3 * i) % shape[0]] = 1
         label[:, shape[1] // 2] = 1
-        iio.imwrite(root / "img" / f"c{i}.png", (rng.random(shape) * 6000 + label * 14000).astype(np.uint16))
+        iio.imwrite(root / "img" / f"c{i}.png", (rng.random(shape) * 6000 + label.astype(np.float64) * 14000).astype(np.uint16))
         iio.imwrite(root / "lab" / f"c{i}.png", label * 255)
     prepare_folder(root / "img", root / "lab", root / "data", test_ids=["c5", "c6"], n_folds=2, structure="line", progress=False)
     return root / "data"
