@@ -12,11 +12,13 @@ import numpy as np
 
 from contextloss_monai.data.dataset_folder import CaseArrays, check_binary_label, write_dataset_folder
 
-__all__ = ["Case", "check_root", "find_files", "pair_by_stem", "read_array", "write_prepared_dataset"]
+__all__ = ["IMAGE_SUFFIXES", "Case", "check_root", "file_stem", "find_files", "pair_by_stem", "read_array", "write_prepared_dataset"]
 
 _NIFTI = (".nii", ".nii.gz")
 _TIFF = (".tif", ".tiff")
 _PICTURE = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm")
+#: the file endings :func:`read_array` reads (case-insensitive), the double ending first
+IMAGE_SUFFIXES = (".nii.gz", ".nii") + _TIFF + _PICTURE
 
 
 @dataclass
@@ -83,9 +85,10 @@ def find_files(root: Path, pattern: str, what: str) -> list[Path]:
     return files
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """``path``'s name without its image ending (``.nii.gz`` whole), or without its last suffix for other files."""
     name = path.name
-    for suffix in (".nii.gz",) + _NIFTI + _TIFF + _PICTURE:
+    for suffix in IMAGE_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -168,7 +171,7 @@ def pair_by_stem(images: list[Path], labels: list[Path], strip: Sequence[str] = 
     """
 
     def key(path: Path) -> str:
-        stem = _stem(path)
+        stem = file_stem(path)
         for text in strip:
             stem = stem.replace(text, "")
         return stem

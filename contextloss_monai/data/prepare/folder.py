@@ -31,12 +31,9 @@ import numpy as np
 
 from contextloss_monai.checks import check_positive_int
 from contextloss_monai.data.dataset_folder import CaseArrays, write_dataset_folder
-from contextloss_monai.data.prepare.common import read_array
+from contextloss_monai.data.prepare.common import IMAGE_SUFFIXES, file_stem, read_array
 
-__all__ = ["IMAGE_SUFFIXES", "binarize_label", "find_folder_cases", "prepare_folder"]
-
-#: the file endings the converter reads (case-insensitive)
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ppm")
+__all__ = ["binarize_label", "find_folder_cases", "prepare_folder"]
 
 
 def _files(source: str | os.PathLike, argument: str) -> list[Path]:
@@ -53,9 +50,7 @@ def _files(source: str | os.PathLike, argument: str) -> list[Path]:
 
 def _case_id(path: Path, suffixes: Sequence[str]) -> str:
     """``path``'s name without its extension and without the longest of ``suffixes`` it ends with."""
-    name = path.name
-    ending = next((s for s in sorted(IMAGE_SUFFIXES, key=len, reverse=True) if name.lower().endswith(s)), path.suffix)
-    stem = name[: len(name) - len(ending)] if ending else name
+    stem = file_stem(path)
     for suffix in sorted(suffixes, key=len, reverse=True):
         if suffix and stem.endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)]
