@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 from contextloss_monai.layout import RunLayout
@@ -122,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "context_g0.2_hadamard the default's; now context_g0.2_mask_mean and context_g0.2).")
     parser.add_argument("out", help="an experiment folder (holding fold<N>/) or one run folder")
     args = parser.parse_args(argv)
-    try:
-        moves = migrate_run(args.out)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    moves = migrate_run(args.out)  # no such folder: contextloss prints it in one line (exit 2)
     for old, new in moves:
         print(f"{old} -> {new.name}")
     print(f"{len(moves)} files and folders renamed; {args.out} follows naming rule {RunLayout.NAMING_RULE}")
