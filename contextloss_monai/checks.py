@@ -27,6 +27,7 @@ __all__ = [
     "check_batched_spatial",
     "check_binary",
     "check_connectivity",
+    "check_field_of_view",
     "check_option",
     "check_plain_name",
     "check_positive_int",
@@ -156,6 +157,17 @@ def check_batched_spatial(x: NdarrayOrTensor, name: str, spatial_dims: Sequence[
         allowed = " or ".join(f"{2 + d} dimensions (B, C, {d} spatial)" for d in spatial_dims)
         raise ValueError(f"{name} must have {allowed}, got shape {tuple(x.shape)}.")
     return nd
+
+
+def check_field_of_view(mask: NdarrayOrTensor, expected: Sequence[int], name: str = "mask", of: str = "the image") -> None:
+    """Raise unless a field-of-view mask has the ``expected`` shape: one channel, ``(1, *spatial)`` for an
+    image or ``(B, 1, *spatial)`` for a batch, with the spatial shape of what it restricts.
+
+    Raises:
+        ValueError: naming ``name``, what it restricts (``of``), the expected shape and the one given.
+    """
+    if tuple(mask.shape) != tuple(expected):
+        raise ValueError(f"{name} must be a one-channel field-of-view mask for {of}, shape {tuple(expected)}, got {tuple(mask.shape)}.")
 
 
 def check_same_shape(a: NdarrayOrTensor, b: NdarrayOrTensor, name_a: str, name_b: str) -> None:

@@ -15,6 +15,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("contextloss_monai.experiment.demo", "main", "ContextLoss against Dice & CE on synthetic roads, end to end (about 10 minutes on a CPU)"),
     "benchmark": ("contextloss_monai.experiment.benchmark", "main", "the paper's comparison on a bundle: pretrain, fine-tune every method, evaluate, tables"),
+    "retina-fov": ("contextloss_monai.experiment.retina_fov", "main", "a real fundus photograph through hrf_retina_2d, with and without its field of view"),
     "calibrate": ("contextloss_monai.experiment.calibrate", "main", "the pretrained model on the synthetic data against the paper's nnU-Net row"),
     "make-synthetic": ("contextloss_monai.data.synthetic.cli", "main", "write a synthetic dataset folder (roads, retina, vessels3d, sheets3d)"),
     "prepare": ("contextloss_monai.data.prepare.cli", "main", "convert a public dataset (roads, hrf, vessap, cld) into a dataset folder"),

@@ -19,7 +19,7 @@ from contextloss_monai.bundle import (
     finetune_epochs,
     load_weights,
 )
-from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss
+from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, FieldOfViewLoss
 from contextloss_monai.transforms import ChannelLastToFirst, ChannelLastToFirstd, SplitPaird
 
 
@@ -29,10 +29,10 @@ def test_build_loss_names_the_papers_methods():
     assert set(LOSS_NAMES) == set(expected)
     for name, cls in expected.items():
         loss = build_loss(name, gamma=0.3, deep_supervision=False)
-        assert isinstance(loss, cls), name
-    assert build_loss("context_dice", deep_supervision=False).alpha == 0.0
-    assert build_loss("thin_context", deep_supervision=False).context is False
-    assert build_loss("context", gamma=0.3, deep_supervision=False).gamma == 0.3
+        assert isinstance(loss, FieldOfViewLoss) and isinstance(loss.loss, cls), name
+    assert build_loss("context_dice", deep_supervision=False).loss.alpha == 0.0
+    assert build_loss("thin_context", deep_supervision=False).loss.context is False
+    assert build_loss("context", gamma=0.3, deep_supervision=False).loss.gamma == 0.3
     with pytest.raises(ValueError, match="loss_name must be one of"):
         build_loss("clDice")
     with pytest.raises(ValueError, match="gamma"):

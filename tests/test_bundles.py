@@ -90,6 +90,23 @@ def test_workflow_properties(name, datasets, tmp_path):
         assert not workflow.check_properties(), (files, workflow.check_properties())
 
 
+def _check_labels_outside_do_not_count(bundle: Path, dataset: Path, data: list[str], summary: dict) -> None:
+    """The same evaluation on a copy of the dataset whose test labels are inverted outside the field of view
+    gives the same metrics, image by image."""
+    inverted = dataset.parent / "inverted_outside"
+    shutil.copytree(dataset, inverted, ignore=shutil.ignore_patterns(".cache"))
+    for item in json.loads((dataset / "dataset.json").read_text())["test"]:
+        label = nib.load(dataset / item["label"])
+        inside = np.asanyarray(nib.load(dataset / item["mask"]).dataobj) > 0
+        values = np.asanyarray(label.dataobj)
+        nib.save(nib.Nifti1Image(np.where(inside, values, 1 - values).astype(np.uint8), label.affine), str(inverted / item["label"]))
+    overrides = [*data[2:], "--dataset_dir", str(inverted), "--evaluation_name", "inverted"]
+    run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *overrides)
+    again = json.loads((bundle / "eval/inverted/summary.json").read_text())
+    assert again["metrics"] == summary["metrics"]
+    shutil.rmtree(inverted)
+
+
 @pytest.mark.parametrize("name", sorted(BUNDLES))
 def test_all_stages(name, datasets, tmp_path):
     """pretrain -> fine-tune -> inference (one model, Algorithm 2) -> evaluate -> TorchScript / ONNX export."""
@@ -120,6 +137,9 @@ def test_all_stages(name, datasets, tmp_path):
         single_mask, topo_mask = np.asanyarray(single.dataobj), np.asanyarray(topo.dataobj)
         assert set(np.unique(single_mask)) <= {0, 1} and set(np.unique(topo_mask)) <= {0, 1}
         assert not (topo_mask > single_mask).any()  # Algorithm 2 only removes fine-tuned components
+        if "mask" in item:  # the field of view: background outside, with both models
+            outside = np.asanyarray(nib.load(datasets[name] / item["mask"]).dataobj) == 0
+            assert outside.any() and not single_mask[outside].any() and not topo_mask[outside].any()
 
     run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *data, *EVAL_OVERRIDES.get(name, []))
     summary = json.loads((bundle / "eval/topo/summary.json").read_text())
@@ -130,6 +150,8 @@ def test_all_stages(name, datasets, tmp_path):
     with (bundle / "eval/topo/metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(test_items) and set(METRICS) <= set(rows[0])
+    if all("mask" in item for item in test_items):
+        _check_labels_outside_do_not_count(bundle, datasets[name], data, summary)
 
     # exports: TorchScript and ONNX, same output as eager
     shape = BUNDLES[name][3]

@@ -265,3 +265,24 @@ def test_merge_results_extends_the_stored_table(tmp_path):
         merge_results(tmp_path, [row(0, "dice_ce", 0.5)])
     write_csv_rows(tmp_path / "results.csv", [])  # no header at all: nothing stored
     assert merge_results(tmp_path, [row(0, "dice_ce", 0.5)]) == [row(0, "dice_ce", 0.5)]
+
+
+def test_retina_fov_example_leaves_nothing_outside_and_changes_nothing_inside(tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    out = tmp_path / "retina"
+    assert main(["retina-fov", "--out", str(out), "--epochs", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["predictions"]["with_fov"]["foreground_outside"] == 0
+    assert 0.5 < summary["field_of_view"]["pixels_inside"] / summary["field_of_view"]["pixels"] < 0.9  # the aperture
+    before, after = (np.asanyarray(nib.load(out / name / "skimage_retina_seg.nii.gz").dataobj) for name in ("without_fov", "with_fov"))
+    assert before.shape == after.shape == (1411, 1411)
+    # the field of view only sets the outside to background: inside, the same prediction
+    assert not (after > before).any()
+    assert summary["predictions"]["with_fov"]["foreground_inside"] == summary["predictions"]["without_fov"]["foreground_inside"]
+    assert (out / "retina_fov.png").stat().st_size > 10_000
+    assert "with_fov: 0 foreground pixels outside the field of view" in capsys.readouterr().out
+    assert main(["retina-fov", "--out", str(out), "--margin", "-1"]) == 2  # bad input: one line, exit 2

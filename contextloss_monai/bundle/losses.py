@@ -7,7 +7,7 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_option
-from contextloss_monai.losses import DEFAULT_RESTRICTED, ClDiceLoss, CompoundClDiceLoss, ContextLoss
+from contextloss_monai.losses import DEFAULT_RESTRICTED, ClDiceLoss, CompoundClDiceLoss, ContextLoss, FieldOfViewLoss
 from contextloss_monai.method import LOSS_NAMES
 
 __all__ = ["build_loss", "StackedDeepSupervisionLoss"]
@@ -38,7 +38,9 @@ def build_loss(
     deep_supervision: bool = True,
     restricted: str = DEFAULT_RESTRICTED,
 ) -> _Loss:
-    """The loss of a stage for softmax logits and class-index labels ``(B, 1, *spatial)``.
+    """The loss of a stage for softmax logits and class-index labels ``(B, 1, *spatial)``; label entries
+    :data:`~contextloss_monai.losses.OUTSIDE_LABEL` lie outside the field of view and are left out
+    (:class:`~contextloss_monai.losses.FieldOfViewLoss`).
 
     ============================  =============================================================
     ``name``                      loss
@@ -81,4 +83,5 @@ def build_loss(
             restricted=restricted,
             **common,
         )
+    loss = FieldOfViewLoss(loss)  # label value OUTSIDE_LABEL: outside the field of view, left out
     return StackedDeepSupervisionLoss(loss) if deep_supervision else loss

@@ -308,8 +308,9 @@ def load_datalist(
 def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
     """Check every item before training or evaluating: each file is readable NIfTI, the image and label have
     the same spatial shape, the label holds only 0 and 1, the image has ``in_channels`` channels (channel-last
-    on disk, as :func:`write_case` stores them) and no NaN or infinite value. An item without a ``label``
-    (inference) has its image checked for readability and finite values.
+    on disk, as :func:`write_case` stores them) and no NaN or infinite value; a field-of-view ``mask`` is
+    readable and has the image's spatial shape. An item without a ``label`` (inference) has its image (and
+    mask) checked for readability, finite values and shape.
 
     Raises:
         ValueError: naming the file and what is wrong with it.
@@ -326,6 +327,13 @@ def check_dataset_items(items: Sequence[dict], in_channels: int) -> None:
         image = read(item["image"])
         if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
             raise ValueError(f"image {item['image']} holds NaN or infinite values.")
+        if "mask" in item:
+            mask = read(item["mask"])
+            if mask.ndim not in (2, 3) or image.shape[: mask.ndim] != mask.shape or image.ndim > mask.ndim + 1:
+                raise ValueError(
+                    f"image {item['image']} has shape {image.shape} but mask {item['mask']} has shape {mask.shape}: the "
+                    "field-of-view mask's shape must be the image's spatial shape (image channel-last)."
+                )
         if "label" not in item:
             continue
         label = read(item["label"])

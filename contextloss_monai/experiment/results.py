@@ -231,6 +231,10 @@ def results_index(results_dir: str | os.PathLike) -> str:
         images = sorted({len(read_csv_rows(RunLayout.of_fold(archive, int(r["fold"])).image_metrics(r["key"]))) for r in rows})
         lines.append(f"| `{archive.name}` | {title} | {', '.join(map(str, folds))} | {len(methods)}: {'; '.join(methods)} | "
                      f"{', '.join(map(str, images))} | [{RESULTS_MD}]({archive.name}/{RESULTS_MD}) |")
+    others = sorted(p for p in results_dir.iterdir() if p.is_dir() and not (p / RESULTS_CSV).is_file())
+    if others:
+        lines += ["", "Other archives (what one command wrote: its summary and figures, not a benchmark's tables):", ""]
+        lines += [f"- `{p.name}`: " + ", ".join(f"[{f.name}]({p.name}/{f.name})" for f in sorted(p.iterdir()) if f.is_file()) for p in others]
     return "\n".join(lines) + "\n"
 
 

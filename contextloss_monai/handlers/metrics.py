@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from ignite.metrics.metric import reinit__is_reduced
 
 from monai.handlers.ignite_metric import IgniteMetricHandler
 
@@ -22,7 +24,9 @@ class TopologyMetricHandler(IgniteMetricHandler):
     (``include_background``, ``reduction``, ``patch_size``, ``connectivity``, ...).
 
     Args:
-        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``, as in MONAI's handlers.
+        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``, as in MONAI's handlers, or to
+            ``(y_pred, y, mask)`` with each image's field of view (``from_engine(["pred", "label", "mask"])``):
+            the metric then leaves out what lies outside it.
         save_details: keep the per-image values in ``engine.state.metric_details`` (for report writers).
         metric_options: passed to ``metric_class``.
     """
@@ -31,6 +35,24 @@ class TopologyMetricHandler(IgniteMetricHandler):
 
     def __init__(self, output_transform: Callable = _identity, save_details: bool = True, **metric_options) -> None:
         super().__init__(metric_fn=self.metric_class(**metric_options), output_transform=output_transform, save_details=save_details)
+        self._skip_unrolling = True  # Ignite >= 0.5 unrolls only pairs: the lists go to update() whole, with the masks
+
+    @reinit__is_reduced
+    def update(self, output: Sequence) -> None:
+        """
+        Args:
+            output: ``(y_pred, y)`` or ``(y_pred, y, mask)``.
+
+        Raises:
+            ValueError: for another length.
+        """
+        if len(output) == 3:
+            y_pred, y, mask = output
+            self.metric_fn(y_pred, y, mask=mask)
+            return
+        if len(output) != 2:
+            raise ValueError(f"output must be (y_pred, y) or (y_pred, y, mask), got {len(output)} items.")
+        super().update(output)
 
 
 class BettiError(TopologyMetricHandler):

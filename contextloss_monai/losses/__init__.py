@@ -2,6 +2,7 @@
 
 from contextloss_monai.losses.cldice import ClDiceLoss, CompoundClDiceLoss
 from contextloss_monai.losses.context_loss import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss, binarize_prediction
+from contextloss_monai.losses.field_of_view import OUTSIDE_LABEL, FieldOfViewLoss
 from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
 
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "CompoundClDiceLoss",
     "ContextLoss",
     "DEFAULT_RESTRICTED",
+    "FieldOfViewLoss",
+    "OUTSIDE_LABEL",
     "RESTRICTED_READINGS",
     "binarize_prediction",
     "pixel_loss",

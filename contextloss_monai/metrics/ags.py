@@ -42,6 +42,7 @@ def compute_ags(
     patch_size: Sequence[int] | int | None = None,
     num_workers: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    mask: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
     """
     AGS ``= 100 · |skel(Y) ∧ P| / |skel(Y)|`` (%): how much of the label's centre line (exact skeleton,
@@ -64,6 +65,9 @@ def compute_ags(
         cache_dir: a folder where the label skeletons are kept across evaluations (shared with clDice; keyed
             by content: a changed label is recomputed); ``None``: none.
 
+        mask: field of view ``(B, 1, *spatial)``, inside where greater than 0: prediction and label count as
+            background outside it, so the tiles entirely outside are empty and skipped; ``None``: the whole image.
+
     Returns:
         a float tensor ``(B, C)`` in [0, 100] (NaN for an empty label).
 
@@ -71,7 +75,7 @@ def compute_ags(
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
     image_fn = functools.partial(ags_of_image, num_workers=num_workers, cache_dir=cache_dir)
-    return per_tiled_image(y_pred, y, include_background, patch_size, image_fn)
+    return per_tiled_image(y_pred, y, include_background, patch_size, image_fn, mask)
 
 
 class AGSMetric(TopologyMetric):

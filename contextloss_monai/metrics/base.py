@@ -12,9 +12,19 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-from contextloss_monai.checks import as_bool_array, check_batched_spatial, check_same_shape, check_tile_shape
+from contextloss_monai.checks import as_bool_array, check_batched_spatial, check_field_of_view, check_same_shape, check_tile_shape
+from contextloss_monai.topology.tiling import tile_slices
+from contextloss_monai.utils import to_numpy
 
-__all__ = ["TopologyMetric", "per_sample_and_channel", "per_tiled_image", "prepare_binary_pair"]
+__all__ = [
+    "TopologyMetric",
+    "mean_over_tiles",
+    "per_sample_and_channel",
+    "per_tiled_image",
+    "prepare_binary_pair",
+    "restrict_to_field_of_view",
+    "tiles_inside",
+]
 
 
 def prepare_binary_pair(
@@ -38,12 +48,50 @@ def prepare_binary_pair(
     return pred, label
 
 
+def restrict_to_field_of_view(
+    pred: np.ndarray, label: np.ndarray, mask: torch.Tensor | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """
+    The checked pair ``(B, C, *spatial)`` (bool) restricted to a field of view ``mask`` ``(B, 1, *spatial)``
+    (inside where greater than 0): prediction and label set to background outside, and the inside as a
+    bool array ``(B, *spatial)`` for :func:`tiles_inside`. ``mask=None`` returns the pair unchanged and ``None``.
+
+    Raises:
+        ValueError: when the mask is not ``(B, 1, *spatial)`` of the pair's batch and spatial shape.
+    """
+    if mask is None:
+        return pred, label, None
+    check_field_of_view(mask, (pred.shape[0], 1, *pred.shape[2:]), "mask", of="the batch (B, 1, *spatial)")
+    inside = to_numpy(mask)[:, 0] > 0
+    return pred & inside[:, None], label & inside[:, None], inside
+
+
+def tiles_inside(inside: np.ndarray, tiles: Sequence[int]) -> np.ndarray:
+    """Which non-overlapping tiles of an image (raster order, :func:`~contextloss_monai.topology.tiling.tile_slices`)
+    hold at least one pixel of the field of view ``inside`` (bool, spatial): the tiles a tiled metric averages."""
+    return np.array([inside[tile].any() for tile in tile_slices(inside.shape, tiles)], dtype=bool)
+
+
+def mean_over_tiles(values: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
+    """The mean over tiles (axis 0) of per-tile values, over the tiles inside the field of view only when
+    ``inside`` (:func:`tiles_inside`) is given; NaN when no tile is inside."""
+    if inside is None:
+        return values.mean(axis=0)
+    if not inside.any():
+        return np.full(values.shape[1:], np.nan)
+    return values[inside].mean(axis=0)
+
+
 def per_sample_and_channel(
-    pred: np.ndarray, label: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], np.ndarray | float]
+    pred: np.ndarray,
+    label: np.ndarray,
+    fn: Callable[..., np.ndarray | float],
+    inside: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """``fn(pred[b, c], label[b, c])`` for every sample and channel, stacked to ``(B, C, *value_shape)``."""
-    values = [[np.asarray(fn(pred[b, c], label[b, c]), dtype=np.float64) for c in range(pred.shape[1])]
-              for b in range(pred.shape[0])]
+    """``fn(pred[b, c], label[b, c])`` for every sample and channel, stacked to ``(B, C, *value_shape)``; with a
+    field of view ``inside`` ``(B, *spatial)`` (:func:`restrict_to_field_of_view`), ``fn(pred[b, c], label[b, c], inside[b])``."""
+    values = [[np.asarray(fn(pred[b, c], label[b, c]) if inside is None else fn(pred[b, c], label[b, c], inside[b]), dtype=np.float64)
+               for c in range(pred.shape[1])] for b in range(pred.shape[0])]
     return torch.as_tensor(np.asarray(values), dtype=torch.float32)
 
 
@@ -53,10 +101,14 @@ def per_tiled_image(
     include_background: bool,
     patch_size: Sequence[int] | int | None,
     image_fn: Callable[[np.ndarray, np.ndarray, tuple[int, ...]], float],
+    mask: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
-    """The body of a tiled metric: check the pair (:func:`prepare_binary_pair`) and ``patch_size``, then
+    """The body of a tiled metric that skips tiles where prediction and label are both empty: check the pair
+    (:func:`prepare_binary_pair`) and ``patch_size``, restrict it to the field of view ``mask``
+    (:func:`restrict_to_field_of_view`: tiles entirely outside become empty and are skipped), then
     ``image_fn(pred, label, tile_shape)`` per sample and channel, ``(B, C)``."""
     pred, label = prepare_binary_pair(y_pred, y, include_background)
+    pred, label, _ = restrict_to_field_of_view(pred, label, mask)
     tiles = check_tile_shape(patch_size, pred.shape[2:])
     return per_sample_and_channel(pred, label, lambda p, t: image_fn(p, t, tiles))
 
@@ -89,7 +141,7 @@ class TopologyMetric(CumulativeIterationMetric):
         **options,
     ) -> None:
         super().__init__()
-        accepted = set(inspect.signature(self.compute_fn).parameters) - {"y_pred", "y", "include_background"}
+        accepted = set(inspect.signature(self.compute_fn).parameters) - {"y_pred", "y", "include_background", "mask"}
         unknown = sorted(set(options) - accepted)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unknown option(s) {unknown}; it takes {sorted(accepted)}.")
@@ -98,8 +150,19 @@ class TopologyMetric(CumulativeIterationMetric):
         self.get_not_nans = get_not_nans
         self.options = options
 
-    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        values = self.compute_fn(y_pred, y, include_background=self.include_background, **self.options)
+    def __call__(self, y_pred, y=None, mask=None, **kwargs):  # type: ignore[override]
+        """Compute and buffer the values of a batch ``(B, C, *spatial)`` or a list of channel-first images;
+        ``mask``: the field of view of each, ``(B, 1, *spatial)`` or a list of ``(1, *spatial)``, or ``None``."""
+        if isinstance(y_pred, (list, tuple)) and mask is not None:
+            if not isinstance(mask, (list, tuple)) or len(mask) != len(y_pred):
+                raise ValueError("mask must be a list of one field-of-view mask per image of the y_pred list.")
+            values = [super(TopologyMetric, self).__call__([p], [t], mask=m[None]) for p, t, m in zip(y_pred, y, mask)]
+            return torch.cat(values, dim=0)
+        return super().__call__(y_pred, y, mask=mask, **kwargs)
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        options = self.options if mask is None else {**self.options, "mask": mask}
+        values = self.compute_fn(y_pred, y, include_background=self.include_background, **options)
         return values.to(y_pred.device if isinstance(y_pred, torch.Tensor) else "cpu")
 
     def aggregate(self, reduction: MetricReduction | str | None = None):  # type: ignore[override]

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from contextloss_monai.checks import check_connectivity, check_option, check_slice_axis, check_tile_shape
-from contextloss_monai.metrics.base import TopologyMetric, per_sample_and_channel, prepare_binary_pair
+from contextloss_monai.metrics.base import (
+    TopologyMetric,
+    mean_over_tiles,
+    per_sample_and_channel,
+    prepare_binary_pair,
+    restrict_to_field_of_view,
+    tiles_inside,
+)
 from contextloss_monai.topology.betti import betti_kernel
 from contextloss_monai.utils import content_key
 
@@ -27,12 +34,17 @@ _ERRORS_CACHE_SIZE = 16
 
 
 def betti_errors_of_image(
-    pred: np.ndarray, label: np.ndarray, tiles: tuple[int, ...], connectivity: int, slice_axis: int | None = None
+    pred: np.ndarray,
+    label: np.ndarray,
+    tiles: tuple[int, ...],
+    connectivity: int,
+    slice_axis: int | None = None,
+    inside: np.ndarray | None = None,
 ) -> np.ndarray:
     """
     Tile-averaged Betti errors of one checked binary image pair ``(H, W)`` or ``(H, W, D)`` (bool arrays; the
     tile shape of the image or of its slices, the connectivity and slice axis as :func:`compute_betti_error`
-    checked them).
+    checked them); with a field of view ``inside`` (bool, the image's shape) over its tiles only.
 
     The last results are cached by the pair's content and the options, so the handlers of several error
     kinds (``e``, ``e0``, ``e1`` in a bundle's evaluation) compute the Betti numbers of an image once.
@@ -40,11 +52,11 @@ def betti_errors_of_image(
     Returns:
         ``(e0, e1, e)`` (2D, slice-wise) or ``(e0, e1, e2, e)`` (true 3D) as a read-only float array.
     """
-    key = (content_key(pred), content_key(label), tiles, connectivity, slice_axis)
+    key = (content_key(pred), content_key(label), tiles, connectivity, slice_axis, None if inside is None else content_key(inside))
     if key in _ERRORS_CACHE:
         _ERRORS_CACHE.move_to_end(key)
         return _ERRORS_CACHE[key]
-    errors = _betti_errors(pred, label, tiles, connectivity, slice_axis)
+    errors = _betti_errors(pred, label, tiles, connectivity, slice_axis, inside)
     errors.flags.writeable = False
     _ERRORS_CACHE[key] = errors
     if len(_ERRORS_CACHE) > _ERRORS_CACHE_SIZE:
@@ -52,15 +64,19 @@ def betti_errors_of_image(
     return errors
 
 
-def _betti_errors(pred: np.ndarray, label: np.ndarray, tiles: tuple[int, ...], connectivity: int, slice_axis: int | None) -> np.ndarray:
+def _betti_errors(
+    pred: np.ndarray, label: np.ndarray, tiles: tuple[int, ...], connectivity: int, slice_axis: int | None, inside: np.ndarray | None
+) -> np.ndarray:
     if slice_axis is None:
         errors = np.abs(betti_kernel(pred, tiles, connectivity) - betti_kernel(label, tiles, connectivity))
+        counted = None if inside is None else tiles_inside(inside, tiles)
     else:
         pred, label = np.moveaxis(pred, slice_axis, 0), np.moveaxis(label, slice_axis, 0)
         errors = np.concatenate(
             [np.abs(betti_kernel(p, tiles, connectivity) - betti_kernel(y, tiles, connectivity)) for p, y in zip(pred, label)]
         )
-    mean = errors.mean(axis=0)
+        counted = None if inside is None else np.concatenate([tiles_inside(i, tiles) for i in np.moveaxis(inside, slice_axis, 0)])
+    mean = mean_over_tiles(errors, counted)
     return np.append(mean, mean[0] + mean[1])
 
 
@@ -72,11 +88,14 @@ def compute_betti_error(
     connectivity: int | None = None,
     slice_axis: int | None = None,
     error: str | None = None,
+    mask: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
     """
     Betti errors ``e_k = |β_k(P) − β_k(Y)|`` per sample and channel, each averaged over the non-overlapping
     tiles of ``patch_size`` that cover the whole image (the last tile per axis clipped and counted like
-    the others); ``e = e0 + e1``. Empty tiles are normal: two empty tiles have error 0.
+    the others); ``e = e0 + e1``. Empty tiles are normal: two empty tiles have error 0. With a field of view
+    ``mask``, prediction and label count as background outside it and the tiles entirely outside are left
+    out of the mean (NaN for an image with no tile inside).
 
     Args:
         y_pred: binarized prediction, one-hot ``(B, C, H, W)`` or ``(B, C, H, W, D)``.
@@ -89,6 +108,7 @@ def compute_betti_error(
         slice_axis: evaluate a 3D volume as 2D slices along this spatial axis (the paper's protocol for
             Vessap and CLD); ``None`` is true 3D.
         error: return only this kind (``"e0"``, ``"e1"``, ``"e2"``, ``"e"``) as ``(B, C)``.
+        mask: field of view ``(B, 1, *spatial)``, inside where greater than 0; ``None``: the whole image.
 
     Returns:
         a float tensor ``(B, C, K)`` whose last axis holds :func:`betti_error_kinds` — ``(e0, e1, e)`` for 2D
@@ -105,6 +125,7 @@ def compute_betti_error(
         [1.0, 0.0, 1.0]
     """
     pred, label = prepare_binary_pair(y_pred, y, include_background)
+    pred, label, inside = restrict_to_field_of_view(pred, label, mask)
     spatial_dims = pred.ndim - 2
     slice_axis = check_slice_axis(slice_axis, spatial_dims)
     image_dims = 2 if slice_axis is not None else spatial_dims
@@ -114,7 +135,9 @@ def compute_betti_error(
     kinds = betti_error_kinds(image_dims == 3)
     if error is not None:
         check_option(error, kinds, "error")
-    values = per_sample_and_channel(pred, label, lambda p, t: betti_errors_of_image(p, t, tiles, connectivity, slice_axis))
+    values = per_sample_and_channel(
+        pred, label, lambda p, t, i=None: betti_errors_of_image(p, t, tiles, connectivity, slice_axis, i), inside
+    )
     return values if error is None else values[..., kinds.index(error)]
 
 

@@ -71,6 +71,7 @@ def compute_cldice(
     patch_size: Sequence[int] | int | None = None,
     num_workers: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    mask: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
     """
     clDice per sample and channel with the exact skeleton (scikit-image), averaged over non-overlapping
@@ -89,6 +90,9 @@ def compute_cldice(
         cache_dir: a folder where the label skeletons are kept across evaluations (keyed by content: a
             changed label is recomputed); ``None``: none.
 
+        mask: field of view ``(B, 1, *spatial)``, inside where greater than 0: prediction and label count as
+            background outside it, so the tiles entirely outside are empty and skipped; ``None``: the whole image.
+
     Returns:
         a float tensor ``(B, C)`` in [0, 1].
 
@@ -96,7 +100,7 @@ def compute_cldice(
         ValueError: mismatched shapes, not 4D/5D, non-binary input, bad ``patch_size``.
     """
     image_fn = functools.partial(cldice_of_image, num_workers=num_workers, cache_dir=cache_dir)
-    return per_tiled_image(y_pred, y, include_background, patch_size, image_fn)
+    return per_tiled_image(y_pred, y, include_background, patch_size, image_fn, mask)
 
 
 class ClDiceMetric(TopologyMetric):

@@ -1,6 +1,14 @@
 """MONAI transforms of the ContextLoss workflow."""
 
 from contextloss_monai.transforms.channel_last import ChannelLastToFirst, ChannelLastToFirstd
+from contextloss_monai.transforms.field_of_view import (
+    ApplyFieldOfView,
+    ApplyFieldOfViewd,
+    EnsureFieldOfViewd,
+    IntensityFieldOfView,
+    MarkOutsideFieldOfView,
+    MarkOutsideFieldOfViewd,
+)
 from contextloss_monai.transforms.split_pair import SplitPair, SplitPaird
 from contextloss_monai.transforms.topological_post_process import (
     TopologicalPostProcess,
@@ -9,6 +17,12 @@ from contextloss_monai.transforms.topological_post_process import (
 )
 
 __all__ = [
+    "ApplyFieldOfView",
+    "ApplyFieldOfViewd",
+    "EnsureFieldOfViewd",
+    "IntensityFieldOfView",
+    "MarkOutsideFieldOfView",
+    "MarkOutsideFieldOfViewd",
     "ChannelLastToFirst",
     "ChannelLastToFirstd",
     "SplitPair",
