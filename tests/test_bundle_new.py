@@ -74,6 +74,9 @@ def test_a_2d_bundle_from_grey_pictures_passes_the_checks_and_runs_every_stage(t
     scale = next(t for t in train["preprocessing_transforms"] if t["_target_"] == "ScaleIntensityRanged")
     stored = np.asanyarray(__import__("nibabel").load(dataset / json.loads((dataset / "dataset.json").read_text())["training"][0]["image"]).dataobj)
     assert scale["a_min"] <= stored.min() and scale["a_max"] >= stored.max() > 255  # the data's range, not 0..255
+    inference = yaml.safe_load((bundle / "configs/inference.yaml").read_text())
+    served = next(t for t in inference["preprocessing"]["transforms"] if t["_target_"] == "ScaleIntensityRanged")
+    assert (served["a_min"], served["a_max"]) == (scale["a_min"], scale["a_max"])  # inference scales as training did
     evaluate = yaml.safe_load((bundle / "configs/evaluate.yaml").read_text())
     assert evaluate["betti_patch_size"] == [16, 16]  # a quarter of the smallest image, at least 16
     metadata = json.loads((bundle / "configs/metadata.json").read_text())
@@ -120,3 +123,19 @@ def test_refusals_name_the_problem(tmp_path, capsys):
     tiny = _grey_dataset(tmp_path / "tiny", shape=(12, 40))
     with pytest.raises(ValueError, match=r"the smallest image is \[12, 40\], smaller than the network's stride \[16, 16\]"):
         dataset_bundle_values("x", tiny)
+
+
+def test_benchmark_runs_a_bundle_of_your_own_on_its_own_dataset(tmp_path):
+    from contextloss_monai.experiment.benchmark import benchmark_data
+
+    dataset = tmp_path / "roads"
+    write_synthetic_dataset("roads", dataset, n_train=5, n_test=1, size=32, seed=0, progress=False)
+    own = new_bundle("mine", dataset, tmp_path)
+    out = tmp_path / "out"
+    assert benchmark_data(own, None, out).resolve() == dataset.resolve()  # no synthetic kind: the dataset it was made from
+    assert benchmark_data(own, str(tmp_path / "other"), out) == tmp_path / "other"  # --data wins
+    shipped = Path(__file__).resolve().parents[1] / "bundles" / "roads_2d"
+    assert benchmark_data(shipped, None, out) == out / "data"  # synthetic data, generated there
+    (dataset / "dataset.json").rename(dataset / "moved.json")
+    with pytest.raises(FileNotFoundError, match="pass --data DIR"):
+        benchmark_data(own, None, out)

@@ -20,6 +20,26 @@ import time
 from pathlib import Path
 
 
+def benchmark_data(bundle: Path, data: str | None, out: Path) -> Path:
+    """The dataset a benchmark runs on: ``data`` when given; else the dataset a bundle made by ``contextloss bundle new``
+    was made from (its ``dataset_dir``; such a bundle has no ``synthetic_kind``); else ``<out>/data``, where the
+    bundle's synthetic data is generated.
+
+    Raises:
+        FileNotFoundError: when a bundle without synthetic data names a dataset folder without ``dataset.json``.
+    """
+    from contextloss_monai.experiment import bundle_setting
+
+    if data is not None:
+        return Path(data)
+    if bundle_setting(bundle, "synthetic_kind") is not None:
+        return out / "data"
+    own = Path(bundle_setting(bundle, "dataset_dir"))
+    if not (own / "dataset.json").is_file():
+        raise FileNotFoundError(f"bundle {bundle} reads its dataset from {own}, which has no dataset.json; pass --data DIR.")
+    return own
+
+
 def main(argv: list[str] | None = None) -> int:
     from contextloss_monai.bundle.render import bundle_folder, bundle_names
     from contextloss_monai.method import DEFAULT_RESTRICTED, LOSS_NAMES, RESTRICTED_READINGS
@@ -31,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True, help=f"a bundle of this package ({', '.join(bundle_names())}), rendered into --out, "
                         "or a bundle folder")
-    parser.add_argument("--data", default=None, help="dataset folder (default: the bundle's synthetic data, generated in --out)")
+    parser.add_argument("--data", default=None, help="dataset folder (default: the bundle's synthetic data, generated in --out; for a "
+                        "bundle made by contextloss bundle new, its own dataset)")
     parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmark_<bundle name>)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(LOSS_NAMES), choices=list(LOSS_NAMES))
@@ -58,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out or Path("outputs") / f"benchmark_{Path(args.bundle).name}").absolute()
     bundle = bundle_folder(args.bundle, out)
-    data = Path(args.data) if args.data else out / "data"
+    data = benchmark_data(bundle, args.data, out)
     if args.data is None and not (data / "dataset.json").is_file():
         write_synthetic_dataset(bundle_setting(bundle, "synthetic_kind"), data, n_train=args.n_train, n_test=args.n_test, size=args.size, overwrite=True)
     overrides = parse_overrides(args.override)
