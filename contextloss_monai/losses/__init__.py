@@ -3,6 +3,7 @@
 from contextloss_monai.losses.cldice import ClDiceLoss, CompoundClDiceLoss
 from contextloss_monai.losses.context_loss import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss, binarize_prediction
 from contextloss_monai.losses.field_of_view import OUTSIDE_LABEL, FieldOfViewLoss
+from contextloss_monai.losses.skeleton_recall import DiceCESkeletonRecallLoss, SkeletonRecallLoss
 from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
 
 __all__ = [
@@ -10,9 +11,11 @@ __all__ = [
     "CompoundClDiceLoss",
     "ContextLoss",
     "DEFAULT_RESTRICTED",
+    "DiceCESkeletonRecallLoss",
     "FieldOfViewLoss",
     "OUTSIDE_LABEL",
     "RESTRICTED_READINGS",
+    "SkeletonRecallLoss",
     "binarize_prediction",
     "pixel_loss",
     "pixelwise_cross_entropy",

@@ -9,6 +9,7 @@ from contextloss_monai.transforms.field_of_view import (
     MarkOutsideFieldOfView,
     MarkOutsideFieldOfViewd,
 )
+from contextloss_monai.transforms.skeleton_tube import SkeletonTube, SkeletonTubed, tubed_skeleton
 from contextloss_monai.transforms.split_pair import SplitPair, SplitPaird
 from contextloss_monai.transforms.topological_post_process import (
     TopologicalPostProcess,
@@ -25,9 +26,12 @@ __all__ = [
     "MarkOutsideFieldOfViewd",
     "ChannelLastToFirst",
     "ChannelLastToFirstd",
+    "SkeletonTube",
+    "SkeletonTubed",
     "SplitPair",
     "SplitPaird",
     "TopologicalPostProcess",
     "TopologicalPostProcessd",
     "keep_components_overlapping",
+    "tubed_skeleton",
 ]

@@ -1,0 +1,111 @@
+"""Skeleton Recall: the tubed skeleton of the data pipeline and the soft recall loss, on hand-made inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.losses import DiceCELoss
+
+from contextloss_monai.losses import DiceCESkeletonRecallLoss, SkeletonRecallLoss
+from contextloss_monai.transforms import SkeletonTube, SkeletonTubed, tubed_skeleton
+
+
+def _thick_line(size: int = 48, width: int = 7) -> torch.Tensor:
+    """A horizontal bar ``width`` pixels thick, class indices (1, 1, size, size)."""
+    label = torch.zeros(1, 1, size, size)
+    label[..., size // 2 - width // 2 : size // 2 + width // 2 + 1, 4 : size - 4] = 1
+    return label
+
+
+def _logits(binary: torch.Tensor) -> torch.Tensor:
+    """Confident two-class logits for a binary map (1, 1, ...): foreground where it is 1."""
+    return torch.cat([5 - 10 * binary, 10 * binary - 5], dim=1)
+
+
+def test_the_tube_is_a_thin_band_around_the_centre_line_inside_the_label():
+    label = _thick_line()
+    tube = SkeletonTube()(label[0])
+    assert tube.shape == label[0].shape and tube.dtype == label.dtype
+    assert not (tube > label[0]).any()  # inside the label
+    assert tube[0, :, 24].sum() == 5  # across the bar's middle: the skeleton row, dilated twice with the cross (2 + 1 + 2)
+    assert tube.sum() < label.sum() / 1.2  # thinner than the 7-pixel bar
+    assert SkeletonTube(dilations=0)(label[0])[0, :, 24].sum() == 1  # the bare skeleton: one pixel across
+    multi = label[0].clone()
+    multi[..., 24:] *= 2  # two classes along the bar: the tube carries each pixel's class
+    assert set(SkeletonTube()(multi).unique().tolist()) == {0, 1, 2}
+    assert SkeletonTube()(torch.zeros(1, 16, 16)).sum() == 0  # an empty label: an empty tube
+    volume = np.zeros((20, 20, 20), np.uint8)
+    volume[8:13, 8:13, 2:18] = 1
+    tube3d = tubed_skeleton(volume)
+    assert tube3d.any() and not (tube3d > volume).any() and tube3d.sum() < volume.sum()
+    item = SkeletonTubed()({"label": label[0]})
+    assert torch.equal(item["tube"], tube) and torch.equal(item["label"], label[0])
+    with pytest.raises(ValueError, match=r"label must be a channel-first class-index label \(1, H, W\)"):
+        SkeletonTube()(label[0].repeat(2, 1, 1))  # two channels
+
+
+def test_recall_is_one_for_a_covering_prediction_and_falls_as_pieces_are_cut():
+    label = _thick_line()
+    tube = SkeletonTube()(label[0])[None]
+    loss = SkeletonRecallLoss(to_onehot_y=True, softmax=True)
+    assert loss(_logits(label), label, tube) < 1e-3  # the prediction covers the tube
+    previous = -1.0
+    for cuts in (1, 2, 3, 4):
+        prediction = label.clone()
+        for k in range(cuts):
+            prediction[..., 8 + 9 * k : 11 + 9 * k] = 0  # a gap of 3 columns, each cut through the whole bar
+        value = loss(_logits(prediction), label, tube).item()
+        assert value > previous + 0.02, cuts  # every gap leaves more of the tube uncovered
+        previous = value
+    # false positives do not change a recall
+    extra = label.clone()
+    extra[..., :5, :] = 1
+    assert loss(_logits(extra), label, tube) < 1e-3
+
+
+def test_the_tube_can_be_computed_on_the_fly_and_a_forgotten_tube_is_named():
+    label = _thick_line()
+    logits = torch.randn(1, 2, 48, 48)
+    tube = SkeletonTube()(label[0])[None]
+    with pytest.raises(ValueError, match="SkeletonTubed"):
+        SkeletonRecallLoss(to_onehot_y=True, softmax=True)(logits, label)
+    on_the_fly = SkeletonRecallLoss(to_onehot_y=True, softmax=True, on_the_fly=True)
+    assert torch.equal(on_the_fly(logits, label), SkeletonRecallLoss(to_onehot_y=True, softmax=True)(logits, label, tube))
+    one_hot = torch.cat([1 - label, label], dim=1)
+    assert torch.equal(SkeletonRecallLoss(softmax=True, on_the_fly=True)(logits, one_hot), on_the_fly(logits, label))
+    with pytest.raises(ValueError, match="include_background"):
+        SkeletonRecallLoss(include_background=True)
+    with pytest.raises(ValueError, match="class indices"):
+        SkeletonRecallLoss(to_onehot_y=True, softmax=True)(logits, label, tube * 3)
+    with pytest.raises(ValueError, match="background and at least one foreground channel"):
+        SkeletonRecallLoss(sigmoid=True)(torch.randn(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_gradients_are_finite_on_empty_and_full_patches_and_zero_off_the_tube(fill):
+    label = torch.full((2, 1, 24, 24, 8), fill)
+    tube = torch.stack([SkeletonTube()(lab) for lab in label])
+    logits = torch.randn(2, 2, 24, 24, 8, requires_grad=True)
+    value = DiceCESkeletonRecallLoss(to_onehot_y=True, softmax=True)(logits, label, tube)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+    recall_logits = logits.detach().clone().requires_grad_(True)
+    SkeletonRecallLoss(to_onehot_y=True, softmax=True)(recall_logits, label, tube).backward()
+    off = (tube == 0).expand_as(recall_logits)
+    assert (recall_logits.grad[off] == 0).all()
+
+
+def test_the_compound_is_dice_ce_plus_the_weighted_recall():
+    torch.manual_seed(0)
+    label = _thick_line()
+    tube = SkeletonTube()(label[0])[None]
+    logits = torch.randn(1, 2, 48, 48)
+    compound = DiceCESkeletonRecallLoss(weight=0.5, to_onehot_y=True, softmax=True)
+    expected = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True)(logits, label) + 0.5 * SkeletonRecallLoss(
+        to_onehot_y=True, softmax=True)(logits, label, tube)
+    torch.testing.assert_close(compound(logits, label, tube), expected)
+    per_class = SkeletonRecallLoss(to_onehot_y=True, softmax=True, reduction="none")(logits, label, tube)
+    assert per_class.shape == (1, 1) and 0 <= per_class.item() <= 1
+    with pytest.raises(ValueError, match="weight"):
+        DiceCESkeletonRecallLoss(weight=-1)
