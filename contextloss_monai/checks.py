@@ -25,6 +25,7 @@ __all__ = [
     "as_bool_array",
     "as_bool_tensor",
     "check_batched_spatial",
+    "check_activation",
     "check_binary",
     "check_connectivity",
     "check_field_of_view",
@@ -157,6 +158,16 @@ def check_batched_spatial(x: NdarrayOrTensor, name: str, spatial_dims: Sequence[
         allowed = " or ".join(f"{2 + d} dimensions (B, C, {d} spatial)" for d in spatial_dims)
         raise ValueError(f"{name} must have {allowed}, got shape {tuple(x.shape)}.")
     return nd
+
+
+def check_activation(sigmoid: bool, softmax: bool, other_act: object) -> None:
+    """Raise when a loss is given more than one activation, with MONAI's message.
+
+    Raises:
+        ValueError: more than one of ``sigmoid``, ``softmax`` and ``other_act``.
+    """
+    if int(sigmoid) + int(softmax) + int(other_act is not None) > 1:
+        raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
 
 
 def check_field_of_view(mask: NdarrayOrTensor, expected: Sequence[int], name: str = "mask", of: str = "the image") -> None:

@@ -11,8 +11,8 @@ from monai.networks import one_hot
 from monai.utils import DiceCEReduction, look_up_option
 from torch.nn.modules.loss import _Loss
 
-from contextloss_monai.checks import check_option, check_positive_int, check_spacing, check_unit_interval
-from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
+from contextloss_monai.checks import check_activation, check_option, check_positive_int, check_spacing, check_unit_interval
+from contextloss_monai.losses.pixel import activate, pixel_loss, pixelwise_cross_entropy, prepare_target
 from contextloss_monai.topology.critical_mask import critical_mask_kernel
 from contextloss_monai.topology.skeleton import SKELETON_METHODS
 
@@ -143,8 +143,7 @@ class ContextLoss(_Loss):
         self.gamma = check_unit_interval(gamma, "gamma")
         self.alpha = check_unit_interval(alpha, "alpha")
         check_option(skeleton, SKELETON_METHODS, "skeleton")
-        if int(sigmoid) + int(softmax) + int(other_act is not None) > 1:
-            raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
+        check_activation(sigmoid, softmax, other_act)
         if other_act is not None and not callable(other_act):
             raise ValueError(f"other_act must be None or callable, got {type(other_act).__name__}.")
         self.reduction = look_up_option(reduction, DiceCEReduction).value
@@ -164,15 +163,6 @@ class ContextLoss(_Loss):
             self.alpha, include_background, sigmoid, softmax, other_act, self.reduction, smooth_nr, smooth_dr, batch
         )
         self.masked_dice = DiceLoss(reduction="none", smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch)
-
-    def _activate(self, input: torch.Tensor) -> torch.Tensor:
-        if self.sigmoid:
-            return torch.sigmoid(input)
-        if self.softmax and input.shape[1] > 1:
-            return torch.softmax(input, dim=1)
-        if self.other_act is not None:
-            return self.other_act(input)
-        return input
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
@@ -211,7 +201,7 @@ class ContextLoss(_Loss):
         """Soft Dice of ``ŷ·M`` against ``y·M``: ``"mask_mean"`` averages over the (sample, class) pairs with a
         non-empty mask, ``"hadamard"`` over all pairs (an empty mask adds a loss of 0). 0 when every mask is
         empty; computed without reading the tensors on the host."""
-        probs = self._activate(input)[:, first:]
+        probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, first:]
         dice = self.masked_dice(probs * mask, target[:, first:].to(mask.dtype) * mask)
         dice = dice.reshape(-1, mask.shape[1])  # (B, C), or (1, C) when the Dice sums over the batch
         non_empty = mask.flatten(2).sum(-1) > 0

@@ -13,7 +13,7 @@ from monai.networks import one_hot
 
 from contextloss_monai.checks import check_binary
 
-__all__ = ["pixel_loss", "pixelwise_cross_entropy", "prepare_target"]
+__all__ = ["activate", "pixel_loss", "pixelwise_cross_entropy", "prepare_target"]
 
 
 def pixel_loss(
@@ -41,6 +41,18 @@ def pixel_loss(
         lambda_dice=1.0 - alpha,
         lambda_ce=alpha,
     )
+
+
+def activate(input: torch.Tensor, sigmoid: bool = False, softmax: bool = False, other_act: Callable | None = None) -> torch.Tensor:
+    """The probabilities of logits ``(B, N, *spatial)`` as MONAI's losses compute them: ``sigmoid``, ``softmax``
+    over the channels (not for a single channel) or ``other_act``; the input itself when none is set."""
+    if sigmoid:
+        return torch.sigmoid(input)
+    if softmax and input.shape[1] > 1:
+        return torch.softmax(input, dim=1)
+    if other_act is not None:
+        return other_act(input)
+    return input
 
 
 def pixelwise_cross_entropy(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

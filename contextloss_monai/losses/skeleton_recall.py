@@ -16,7 +16,8 @@ from monai.losses import DiceCELoss
 from monai.networks import one_hot
 from torch.nn.modules.loss import _Loss
 
-from contextloss_monai.losses.pixel import prepare_target
+from contextloss_monai.checks import check_activation
+from contextloss_monai.losses.pixel import activate, prepare_target
 
 __all__ = ["SkeletonRecallLoss", "DiceCESkeletonRecallLoss"]
 
@@ -74,23 +75,13 @@ class SkeletonRecallLoss(_Loss):
         super().__init__(reduction=reduction)
         if include_background:
             raise ValueError("include_background=True: Skeleton Recall measures the foreground classes' skeletons only.")
-        if int(sigmoid) + int(softmax) + int(other_act is not None) > 1:
-            raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
+        check_activation(sigmoid, softmax, other_act)
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be one of ['mean', 'sum', 'none'], got {reduction!r}.")
         if smooth <= 0:
             raise ValueError(f"smooth must be > 0 (an empty tube then gives a recall of 1), got {smooth}.")
         self.to_onehot_y, self.sigmoid, self.softmax, self.other_act = to_onehot_y, sigmoid, softmax, other_act
         self.smooth, self.batch, self.on_the_fly = float(smooth), batch, on_the_fly
-
-    def _activate(self, input: torch.Tensor) -> torch.Tensor:
-        if self.sigmoid:
-            return torch.sigmoid(input)
-        if self.softmax and input.shape[1] > 1:
-            return torch.softmax(input, dim=1)
-        if self.other_act is not None:
-            return self.other_act(input)
-        return input
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, tube: torch.Tensor | None = None) -> torch.Tensor:
         """
@@ -114,7 +105,7 @@ class SkeletonRecallLoss(_Loss):
         else:
             raise ValueError(_MISSING_TUBE)
         tube = tube[:, 1:].to(input.dtype)
-        probs = self._activate(input)[:, 1:]
+        probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, 1:]
         axes = [0, *range(2, input.dim())] if self.batch else list(range(2, input.dim()))
         recall = ((probs * tube).sum(axes) + self.smooth) / (tube.sum(axes) + self.smooth)
         loss = 1.0 - recall
