@@ -35,6 +35,7 @@ LOSS_NAMES = {
     "context": "CLoss",
     "context_dice": "CLoss (Dice)",
     "thin_context": "Thin CLoss",
+    "skeleton_recall": "Skeleton Recall",
 }
 #: the names that build a :class:`~contextloss_monai.losses.ContextLoss` (the ones with a restricted term and its reading)
 CONTEXT_LOSS_NAMES = ("context", "context_dice", "thin_context")
@@ -47,7 +48,8 @@ class Method:
 
     Args:
         loss_name: the fine-tuning loss, one of :data:`LOSS_NAMES`; ``None``: pretraining only.
-        gamma: weight of the topology term in ``[0, 1]`` (``dice_ce`` has none: read as 0).
+        gamma: weight of the topology term in ``[0, 1]`` (``dice_ce`` has none: read as 0; Skeleton Recall's
+            term is added to Dice & CE with this weight, its authors' default 1).
         restricted: for the ContextLoss variants, the reading of the restricted term, one of
             :data:`RESTRICTED_READINGS`; the other losses have none (read as the default).
 

@@ -19,13 +19,14 @@ from contextloss_monai.bundle import (
     finetune_epochs,
     load_weights,
 )
-from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, FieldOfViewLoss
+from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, DiceCESkeletonRecallLoss, FieldOfViewLoss
 from contextloss_monai.transforms import ChannelLastToFirst, ChannelLastToFirstd, SplitPaird
 
 
 def test_build_loss_names_the_papers_methods():
     expected = {"dice_ce": DiceCELoss, "cldice": ClDiceLoss, "compound_cldice": CompoundClDiceLoss,
-                "context": ContextLoss, "context_dice": ContextLoss, "thin_context": ContextLoss}
+                "context": ContextLoss, "context_dice": ContextLoss, "thin_context": ContextLoss,
+                "skeleton_recall": DiceCESkeletonRecallLoss}
     assert set(LOSS_NAMES) == set(expected)
     for name, cls in expected.items():
         loss = build_loss(name, gamma=0.3, deep_supervision=False)

@@ -268,7 +268,7 @@ def test_every_stage_on_cuda(name, datasets, tmp_path):
     bundle = copy_bundle(name, tmp_path)
     data = ["--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2], "--device", "$torch.device('cuda:0')"]
     run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "1", "--val_interval", "1")
-    for loss_name in ("dice_ce", "cldice", "compound_cldice", "context", "context_dice", "thin_context"):
+    for loss_name in ("dice_ce", "cldice", "compound_cldice", "context", "context_dice", "thin_context", "skeleton_recall"):
         run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "1", "--loss_name", loss_name)
     run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *data, *EVAL_OVERRIDES.get(name, []))
     assert json.loads((bundle / "eval/topo/summary.json").read_text())["metrics"]["dice"]["mean"] is not None
@@ -278,6 +278,21 @@ def test_every_stage_on_cuda(name, datasets, tmp_path):
     run_bundle(bundle, ["train", "multi_gpu_train"], *data[:-2], "--pretrain_epochs", "1", torchrun=True,
                nproc=torch.cuda.device_count())
     export_bundle(bundle, BUNDLES[name][3])
+
+
+@pytest.mark.parametrize("name", ["hrf_retina_2d", "vessap_3d"])
+def test_skeleton_recall_fine_tunes_with_the_tube_from_the_pipeline(name, datasets, tmp_path):
+    """--loss_name skeleton_recall: the tube made by the training pipeline (with the field of view on the retina, in
+    3D on the vessels) reaches the loss through MONAI's trainer; the model changes and is named by its method."""
+    bundle = copy_bundle(name, tmp_path)
+    data = ["--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2]]
+    run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "1")
+    run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "1", "--loss_name", "skeleton_recall", "--gamma", "1",
+               "--model_per_method", "true")
+    pretrained, finetuned = (torch.load(bundle / f"models/{m}.pt") for m in ("pretrained", "model_skeleton_recall_g1"))
+    assert any(not torch.equal(pretrained[k], finetuned[k]) for k in pretrained)
+    with (bundle / "logs/finetune_skeleton_recall_g1/training_log.csv").open() as handle:
+        assert all(np.isfinite(float(row["loss"])) for row in csv.DictReader(handle))
 
 
 def _failure(name: str, configs: list[str], **overrides) -> str:

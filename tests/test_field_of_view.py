@@ -20,6 +20,7 @@ from contextloss_monai.transforms import (
     IntensityFieldOfView,
     MarkOutsideFieldOfView,
     MarkOutsideFieldOfViewd,
+    SkeletonTube,
 )
 
 
@@ -38,6 +39,15 @@ def _with_gap(label: torch.Tensor) -> torch.Tensor:
     return pred
 
 
+def _with_tube(name: str, label: torch.Tensor) -> torch.Tensor:
+    """The target a loss gets in the bundles: for Skeleton Recall the label's tube stacked on it (the field-of-view
+    mark left out of the tube, as ``target_transforms`` computes it), for the others the label."""
+    if name != "skeleton_recall":
+        return label
+    tube = torch.stack([SkeletonTube(ignore_value=OUTSIDE_LABEL)(item) for item in label])
+    return torch.cat([label, tube], dim=1)
+
+
 def _left_half(size: int = 64, batch: int = 1) -> torch.Tensor:
     mask = torch.zeros(batch, 1, size, size)
     mask[..., : size // 2] = 1
@@ -50,7 +60,7 @@ def test_loss_gradient_is_zero_outside_and_value_ignores_the_outside(name, stack
     torch.manual_seed(0)
     label = _line_label().repeat(2, 1, 1, 1)
     inside = _left_half(batch=2) > 0
-    marked = torch.where(inside, label, torch.full_like(label, OUTSIDE_LABEL))
+    marked = _with_tube(name, torch.where(inside, label, torch.full_like(label, OUTSIDE_LABEL)))
     shape = (2, 3, 2, 64, 64) if stacked else (2, 2, 64, 64)
     logits = torch.randn(shape, requires_grad=True)
     loss = build_loss(name, gamma=0.5, deep_supervision=stacked)
@@ -69,7 +79,7 @@ def test_loss_gradient_is_zero_outside_and_value_ignores_the_outside(name, stack
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_loss_without_outside_pixels_is_bitwise_the_wrapped_loss(name):
     torch.manual_seed(1)
-    label = (torch.rand(2, 1, 32, 32) > 0.8).float()
+    label = _with_tube(name, (torch.rand(2, 1, 32, 32) > 0.8).float())
     logits = torch.randn(2, 2, 32, 32, requires_grad=True)
     wrapped = build_loss(name, gamma=0.3, deep_supervision=False)
     value = wrapped(logits, label)
@@ -84,7 +94,7 @@ def test_loss_on_an_all_outside_patch_is_zero_and_finite():
     label = torch.full((1, 1, 16, 16), float(OUTSIDE_LABEL))
     logits = torch.randn(1, 2, 16, 16, requires_grad=True)
     for name in LOSS_NAMES:
-        value = build_loss(name, deep_supervision=False)(logits, label)
+        value = build_loss(name, deep_supervision=False)(logits, _with_tube(name, label))
         value.backward()
         assert torch.isfinite(value) and value.abs() < 1e-4, name
         assert (logits.grad == 0).all(), name

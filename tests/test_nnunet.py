@@ -215,7 +215,7 @@ def test_every_trainer_is_found_by_its_name_and_configured_as_the_paper(flow, mo
         "nnUNetTrainerCLoss": ("context", 0.2, 0.5), "nnUNetTrainerCLossGamma01": ("context", 0.1, 0.5),
         "nnUNetTrainerCLossDice": ("context_dice", 0.2, 0.5), "nnUNetTrainerThinCLoss": ("thin_context", 0.2, 0.5),
         "nnUNetTrainerClDice": ("cldice", 0.2, 0.5), "nnUNetTrainerCompoundClDice": ("compound_cldice", 0.2, 0.5),
-        "nnUNetTrainerCLoss_1epoch": ("context", 0.2, 0.5),
+        "nnUNetTrainerCLoss_1epoch": ("context", 0.2, 0.5), "nnUNetTrainerSkeletonRecall": ("skeleton_recall", 1.0, 0.5),
     }
     assert {name: round(0.05 * cls.pretraining_epochs) for name, cls in TRAINERS.items()} == {
         name: 1 if name.endswith("_1epoch") else 50 for name in TRAINERS

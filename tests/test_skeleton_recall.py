@@ -109,3 +109,28 @@ def test_the_compound_is_dice_ce_plus_the_weighted_recall():
     assert per_class.shape == (1, 1) and 0 <= per_class.item() <= 1
     with pytest.raises(ValueError, match="weight"):
         DiceCESkeletonRecallLoss(weight=-1)
+
+
+def test_the_bundles_stack_the_tube_on_the_label_only_for_skeleton_recall():
+    from contextloss_monai.bundle import build_loss, target_transforms
+    from contextloss_monai.losses import OUTSIDE_LABEL
+    from contextloss_monai.method import LOSS_NAMES
+    from monai.transforms import Compose
+
+    assert all(target_transforms(name) == [] for name in LOSS_NAMES if name != "skeleton_recall")  # their pipelines unchanged
+    label = _thick_line()[0]
+    label[..., :, :10] = OUTSIDE_LABEL  # the field-of-view mark on the left
+    item = Compose(target_transforms("skeleton_recall"))({"image": torch.zeros(3, 48, 48), "label": label})
+    assert set(item) == {"image", "label"} and item["label"].shape == (2, 48, 48)
+    assert torch.equal(item["label"][:1], label)
+    tube = item["label"][1]
+    assert tube.sum() > 0 and tube[:, :10].sum() == 0 and not (tube > (label[0] == 1)).any()  # nothing of the mark
+    # the loss of the bundles reads the stacked target: the same as passing the tube
+    logits = torch.randn(1, 2, 48, 48)
+    stacked = build_loss("skeleton_recall", gamma=1.0, deep_supervision=False)(logits, item["label"][None])
+    inside = torch.where(label == OUTSIDE_LABEL, torch.zeros_like(label), label)[None]
+    outside_logits = torch.where(label[None] == OUTSIDE_LABEL, torch.tensor([1e4, -1e4])[:, None, None], logits)
+    direct = DiceCESkeletonRecallLoss(weight=1.0, to_onehot_y=True, softmax=True)(outside_logits, inside, item["label"][1:][None])
+    torch.testing.assert_close(stacked, direct)
+    with pytest.raises(ValueError, match="loss_name must be one of"):
+        target_transforms("skeleton")

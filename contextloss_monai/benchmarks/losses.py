@@ -6,7 +6,9 @@ little noise, so the critical pixel mask is not empty, as in fine-tuning. Times 
 ``--repeats`` runs after a warm-up, all in this process; peak memory is the extra resident memory of
 one forward + backward: the sampled growth of the resident size in a spawned child (CPU) or
 ``torch.cuda.max_memory_allocated``.
-Ratios are to ``DiceCELoss`` and to MONAI's ``SoftDiceclDiceLoss(iter_=50)`` measured in the same run.
+Ratios are to ``DiceCELoss`` and to MONAI's ``SoftDiceclDiceLoss(iter_=50)`` measured in the same run. Skeleton
+Recall (Dice & CE + its recall term) twice: with the tube its data pipeline makes (computed before the timed
+runs) and computing the tube from the target at every step (``on_the_fly``, as the nnU-Net trainer does).
 
 Usage:
     contextloss bench-losses [--repeats 5] [--device cpu] [--shapes 2d 3d] [--markdown]
@@ -28,7 +30,7 @@ import torch
 from monai.losses import DiceCELoss, SoftDiceclDiceLoss
 from scipy import ndimage
 
-from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss
+from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss, DiceCESkeletonRecallLoss
 
 SHAPES = {"2d": (2, 2, 512, 512), "3d": (2, 2, 96, 96, 48)}
 
@@ -70,6 +72,24 @@ def make_inputs(shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, to
     return logits, torch.from_numpy(targets.astype(np.float32))
 
 
+class PipelineTube(torch.nn.Module):
+    """Skeleton Recall as a bundle trains it: the tube made by the data pipeline, here computed once per target (at
+    the warm-up, outside the timed runs) and passed to the loss, whose step then costs a few sums."""
+
+    def __init__(self, loss: DiceCESkeletonRecallLoss) -> None:
+        super().__init__()
+        self.loss = loss
+        self._tubes: dict[tuple, torch.Tensor] = {}
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from contextloss_monai.transforms import SkeletonTube
+
+        key = (target.data_ptr(), tuple(target.shape))
+        if key not in self._tubes:
+            self._tubes[key] = torch.stack([SkeletonTube()(item) for item in target])
+        return self.loss(input, target, self._tubes[key])
+
+
 def losses() -> dict[str, torch.nn.Module]:
     return {
         "DiceCELoss": DiceCELoss(softmax=True, to_onehot_y=True),
@@ -77,6 +97,8 @@ def losses() -> dict[str, torch.nn.Module]:
         "CompoundClDiceLoss": CompoundClDiceLoss(gamma=0.2, iters=50, softmax=True, to_onehot_y=True),
         "ContextLoss (soft)": ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True),
         "ContextLoss (exact)": ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True, skeleton="exact"),
+        "SkeletonRecall (pipeline tube)": PipelineTube(DiceCESkeletonRecallLoss(softmax=True, to_onehot_y=True)),
+        "SkeletonRecall (on the fly)": DiceCESkeletonRecallLoss(softmax=True, to_onehot_y=True, on_the_fly=True),
     }
 
 

@@ -13,7 +13,7 @@ from contextloss_monai.bundle.distributed import (
     is_main_process,
     wrap_distributed,
 )
-from contextloss_monai.bundle.losses import StackedDeepSupervisionLoss, build_loss
+from contextloss_monai.bundle.losses import StackedDeepSupervisionLoss, build_loss, target_transforms
 from contextloss_monai.bundle.networks import PairedNetwork
 from contextloss_monai.bundle.weights import finetune_epochs, load_weights
 from contextloss_monai.layout import RunLayout
@@ -34,5 +34,6 @@ __all__ = [
     "init_distributed",
     "is_main_process",
     "load_weights",
+    "target_transforms",
     "wrap_distributed",
 ]

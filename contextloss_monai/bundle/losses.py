@@ -7,10 +7,18 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_option
-from contextloss_monai.losses import DEFAULT_RESTRICTED, ClDiceLoss, CompoundClDiceLoss, ContextLoss, FieldOfViewLoss
+from contextloss_monai.losses import (
+    DEFAULT_RESTRICTED,
+    OUTSIDE_LABEL,
+    ClDiceLoss,
+    CompoundClDiceLoss,
+    ContextLoss,
+    DiceCESkeletonRecallLoss,
+    FieldOfViewLoss,
+)
 from contextloss_monai.method import LOSS_NAMES
 
-__all__ = ["build_loss", "StackedDeepSupervisionLoss"]
+__all__ = ["build_loss", "StackedDeepSupervisionLoss", "target_transforms"]
 
 class StackedDeepSupervisionLoss(_Loss):
     """MONAI's :class:`~monai.losses.DeepSupervisionLoss` for networks that stack their deep
@@ -37,6 +45,7 @@ def build_loss(
     skeleton: str = "soft",
     deep_supervision: bool = True,
     restricted: str = DEFAULT_RESTRICTED,
+    tube_on_the_fly: bool = False,
 ) -> _Loss:
     """The loss of a stage for softmax logits and class-index labels ``(B, 1, *spatial)``; label entries
     :data:`~contextloss_monai.losses.OUTSIDE_LABEL` lie outside the field of view and are left out
@@ -51,6 +60,8 @@ def build_loss(
     ``context``                   CLoss, Eq. 1 (:class:`ContextLoss`, ``alpha``)
     ``context_dice``              CLoss (Dice): ``alpha = 0``
     ``thin_context``              Thin CLoss: ``context=False``
+    ``skeleton_recall``           Dice & CE + γ·Skeleton Recall (:class:`DiceCESkeletonRecallLoss`); the
+                                  label's tube stacked on the target (:func:`target_transforms`)
     ============================  =============================================================
 
     Args:
@@ -61,6 +72,8 @@ def build_loss(
         skeleton: ContextLoss's label skeleton, ``"soft"`` or ``"exact"``.
         deep_supervision: wrap in :class:`StackedDeepSupervisionLoss` (DynUNet with deep supervision).
         restricted: ContextLoss's reading of the restricted term, ``"hadamard"`` (default) or ``"mask_mean"``.
+        tube_on_the_fly: Skeleton Recall computes the tube from the target at every step (nnU-Net's trainers,
+            whose data pipeline does not make it) instead of reading it stacked on the target.
 
     Raises:
         ValueError: for an unknown ``name`` (naming the setting ``loss_name``) or a ``gamma`` outside ``[0, 1]``.
@@ -73,6 +86,8 @@ def build_loss(
         loss = ClDiceLoss(gamma=gamma, iters=iters, **common)
     elif name == "compound_cldice":
         loss = CompoundClDiceLoss(gamma=gamma, alpha=alpha, iters=iters, **common)
+    elif name == "skeleton_recall":
+        loss = DiceCESkeletonRecallLoss(weight=gamma, on_the_fly=tube_on_the_fly, **common)
     else:  # the ContextLoss variants
         loss = ContextLoss(
             gamma=gamma,
@@ -85,3 +100,22 @@ def build_loss(
         )
     loss = FieldOfViewLoss(loss)  # label value OUTSIDE_LABEL: outside the field of view, left out
     return StackedDeepSupervisionLoss(loss) if deep_supervision else loss
+
+
+def target_transforms(loss_name: str) -> list:
+    """What a loss needs from the training pipeline beyond the label, as transforms placed after the augmentation
+    (train.yaml): for ``skeleton_recall`` the label's tubed skeleton (:class:`~contextloss_monai.transforms.SkeletonTubed`,
+    the field-of-view mark left out), stacked on the label as a second channel; for every other loss nothing.
+
+    Raises:
+        ValueError: for an unknown ``loss_name``.
+    """
+    from monai.transforms import ConcatItemsd, DeleteItemsd
+
+    from contextloss_monai.transforms import SkeletonTubed
+
+    check_option(loss_name, LOSS_NAMES, "loss_name")
+    if loss_name != "skeleton_recall":
+        return []
+    return [SkeletonTubed(keys="label", tube_key="tube", ignore_value=OUTSIDE_LABEL),
+            ConcatItemsd(keys=["label", "tube"], name="label", dim=0), DeleteItemsd(keys="tube")]

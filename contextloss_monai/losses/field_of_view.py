@@ -58,9 +58,10 @@ class FieldOfViewLoss(_Loss):
         """
         Args:
             input: logits ``(B, C, *spatial)``, or ``(B, heads, C, *spatial)`` for stacked heads.
-            target: class indices ``(B, 1, *spatial)``, ``outside_value`` outside the field of view.
+            target: class indices ``(B, 1, *spatial)``, ``outside_value`` outside the field of view; further
+                channels (a tube stacked on the label for Skeleton Recall) are set to 0 outside.
         """
-        outside = target == self.outside_value
+        outside = target[:, :1] == self.outside_value  # channel 0: the class indices (more channels: maps stacked on it)
         target = torch.where(outside, torch.zeros_like(target), target)
         channel_dim = input.dim() - target.dim() + 1  # 1, or 2 for stacked heads
         if input.dim() > target.dim():  # (B, 1, *spatial) -> (B, 1, 1, *spatial) against (B, heads, C, *spatial)

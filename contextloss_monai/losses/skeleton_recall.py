@@ -138,5 +138,12 @@ class DiceCESkeletonRecallLoss(_Loss):
         self.skeleton_recall = SkeletonRecallLoss(smooth=smooth, on_the_fly=on_the_fly, **kwargs)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, tube: torch.Tensor | None = None) -> torch.Tensor:
-        """``DiceCE(input, target) + weight · SkeletonRecall(input, target, tube)``."""
+        """``DiceCE(input, target) + weight · SkeletonRecall(input, target, tube)``.
+
+        With ``to_onehot_y`` and no ``tube``, a two-channel ``target`` ``(B, 2, *spatial)`` is read as the class
+        indices and the tube stacked on the channel axis: how the bundles carry the tube through MONAI's trainer,
+        which hands a loss only the prediction and the label (:func:`contextloss_monai.bundle.target_transforms`).
+        """
+        if tube is None and self.skeleton_recall.to_onehot_y and target.shape[1] == 2:
+            target, tube = target[:, :1], target[:, 1:]
         return self.dice_ce(input, target) + self.weight * self.skeleton_recall(input, target, tube)

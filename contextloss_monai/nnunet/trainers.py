@@ -33,6 +33,7 @@ __all__ = [
     "nnUNetTrainerCLossGamma01",
     "nnUNetTrainerCompoundClDice",
     "nnUNetTrainerDiceCEFinetune",
+    "nnUNetTrainerSkeletonRecall",
     "nnUNetTrainerThinCLoss",
     "trainer_path",
 ]
@@ -73,7 +74,8 @@ class _TopologyLossTrainer(nnUNetTrainerDiceCEFinetune):
     def topology_loss(self) -> torch.nn.Module:
         """The loss of one output: logits ``(B, C, *spatial)`` against class indices ``(B, 1, *spatial)``."""
         method = Method(self.loss_name, self.gamma, self.restricted)
-        return method.build_loss(alpha=self.alpha, iters=self.iters, skeleton=self.skeleton, deep_supervision=False)
+        # nnU-Net's data pipeline makes no tube: Skeleton Recall computes it from each output's target (slower)
+        return method.build_loss(alpha=self.alpha, iters=self.iters, skeleton=self.skeleton, deep_supervision=False, tube_on_the_fly=True)
 
     def _build_loss(self) -> torch.nn.Module:
         if self.label_manager.has_regions or self.label_manager.ignore_label is not None:
@@ -122,6 +124,15 @@ class nnUNetTrainerCompoundClDice(_TopologyLossTrainer):
     loss_name = "compound_cldice"
 
 
+class nnUNetTrainerSkeletonRecall(_TopologyLossTrainer):
+    """Skeleton Recall: Dice & CE + γ·(1 − soft recall of the label's tubed skeleton), its authors' weight γ = 1; the
+    tube is computed from each deep-supervision output's target on the CPU (the authors compute it in their data
+    loader: the same tube, more time per step)."""
+
+    loss_name = "skeleton_recall"
+    gamma = 1.0
+
+
 class nnUNetTrainerCLoss_1epoch(nnUNetTrainerCLoss):
     """CLoss fine-tuning for one epoch: the quick CPU pass of the README (after nnU-Net's ``nnUNetTrainer_5epochs``)."""
 
@@ -132,5 +143,6 @@ class nnUNetTrainerCLoss_1epoch(nnUNetTrainerCLoss):
 TRAINERS: dict[str, type[nnUNetTrainer]] = {
     cls.__name__: cls
     for cls in (nnUNetTrainerDiceCEFinetune, nnUNetTrainerCLoss, nnUNetTrainerCLossGamma01, nnUNetTrainerCLossDice,
-                nnUNetTrainerThinCLoss, nnUNetTrainerClDice, nnUNetTrainerCompoundClDice, nnUNetTrainerCLoss_1epoch)
+                nnUNetTrainerThinCLoss, nnUNetTrainerClDice, nnUNetTrainerCompoundClDice, nnUNetTrainerSkeletonRecall,
+                nnUNetTrainerCLoss_1epoch)
 }
