@@ -134,3 +134,25 @@ def test_the_bundles_stack_the_tube_on_the_label_only_for_skeleton_recall():
     torch.testing.assert_close(stacked, direct)
     with pytest.raises(ValueError, match="loss_name must be one of"):
         target_transforms("skeleton")
+
+
+def test_the_nnunet_path_computes_the_same_tube_on_the_fly():
+    from contextloss_monai.bundle import target_transforms
+    from contextloss_monai.method import Method
+    from monai.transforms import Compose
+
+    label = _thick_line()
+    stacked = Compose(target_transforms("skeleton_recall"))({"label": label[0]})["label"][None]
+    logits = torch.randn(1, 2, 48, 48)
+    pipeline = Method("skeleton_recall", 1.0).build_loss(deep_supervision=False)
+    on_the_fly = Method("skeleton_recall", 1.0).build_loss(deep_supervision=False, tube_on_the_fly=True)
+    assert torch.equal(on_the_fly(logits, label), pipeline(logits, stacked))
+    with pytest.raises(ValueError, match="SkeletonTubed"):  # the bundles' loss without the pipeline's tube
+        pipeline(logits, label)
+    pytest.importorskip("nnunetv2")
+    from types import SimpleNamespace
+
+    from contextloss_monai.nnunet.trainers import nnUNetTrainerSkeletonRecall as trainer
+
+    settings = SimpleNamespace(**{k: getattr(trainer, k) for k in ("loss_name", "gamma", "restricted", "alpha", "iters", "skeleton")})
+    assert torch.equal(trainer.topology_loss(settings)(logits, label), on_the_fly(logits, label))
