@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from monai.networks import one_hot
 from torch.nn.modules.loss import _Loss
 
-from contextloss_monai.checks import check_activation
+from contextloss_monai.checks import check_activation, check_option
 from contextloss_monai.losses.pixel import activate, prepare_target
 
 __all__ = ["SkeletonRecallLoss", "DiceCESkeletonRecallLoss"]
@@ -29,13 +28,11 @@ _MISSING_TUBE = (
 
 
 def _tube_on_the_fly(onehot: torch.Tensor) -> torch.Tensor:
-    """The one-hot tubed skeleton of one-hot targets ``(B, N, *spatial)``, computed per sample on the host."""
-    from contextloss_monai.transforms.skeleton_tube import tubed_skeleton
-    from contextloss_monai.utils import to_numpy
+    """The one-hot tubed skeleton of one-hot targets ``(B, N, *spatial)``: the pipeline's transform per sample."""
+    from contextloss_monai.transforms.skeleton_tube import SkeletonTube
 
-    labels = to_numpy(onehot.argmax(dim=1))
-    tubes = torch.as_tensor(np.stack([tubed_skeleton(label) for label in labels]), device=onehot.device)
-    return one_hot(tubes[:, None], num_classes=onehot.shape[1])
+    tube = SkeletonTube()
+    return one_hot(torch.stack([tube(label) for label in onehot.argmax(dim=1, keepdim=True)]), num_classes=onehot.shape[1])
 
 
 class SkeletonRecallLoss(_Loss):
@@ -76,8 +73,7 @@ class SkeletonRecallLoss(_Loss):
         if include_background:
             raise ValueError("include_background=True: Skeleton Recall measures the foreground classes' skeletons only.")
         check_activation(sigmoid, softmax, other_act)
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be one of ['mean', 'sum', 'none'], got {reduction!r}.")
+        check_option(reduction, ("mean", "sum", "none"), "reduction")
         if smooth <= 0:
             raise ValueError(f"smooth must be > 0 (an empty tube then gives a recall of 1), got {smooth}.")
         self.to_onehot_y, self.sigmoid, self.softmax, self.other_act = to_onehot_y, sigmoid, softmax, other_act

@@ -80,7 +80,7 @@ class IntensityFieldOfView(Transform):
         self.margin = int(margin)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        inside = to_numpy(img).astype(np.float64).mean(axis=0) > self.threshold
+        inside = to_numpy(img).mean(axis=0, dtype=np.float64) > self.threshold
         if self.margin:
             from scipy import ndimage
 
@@ -194,9 +194,10 @@ class MarkOutsideFieldOfView(Transform):
 
     def __init__(self, outside_value: int = OUTSIDE_LABEL) -> None:
         self.outside_value = outside_value
+        self.apply = ApplyFieldOfView(background=outside_value)
 
     def __call__(self, label: NdarrayOrTensor, mask: NdarrayOrTensor, name: str = "label") -> NdarrayOrTensor:
-        return ApplyFieldOfView(background=self.outside_value)(label, mask, name)
+        return self.apply(label, mask, name)
 
 
 class MarkOutsideFieldOfViewd(MapTransform):
