@@ -36,6 +36,7 @@ LOSS_NAMES = {
     "context_dice": "CLoss (Dice)",
     "thin_context": "Thin CLoss",
     "skeleton_recall": "Skeleton Recall",
+    "cbdice": "cbDice",
 }
 #: the names that build a :class:`~contextloss_monai.losses.ContextLoss` (the ones with a restricted term and its reading)
 CONTEXT_LOSS_NAMES = ("context", "context_dice", "thin_context")
@@ -49,7 +50,8 @@ class Method:
     Args:
         loss_name: the fine-tuning loss, one of :data:`LOSS_NAMES`; ``None``: pretraining only.
         gamma: weight of the topology term in ``[0, 1]`` (``dice_ce`` has none: read as 0; Skeleton Recall's
-            term is added to Dice & CE with this weight, its authors' default 1).
+            term is added to Dice & CE with this weight, its authors' default 1; so is cbDice's, whose authors also
+            weigh cross-entropy ``1 + γ``).
         restricted: for the ContextLoss variants, the reading of the restricted term, one of
             :data:`RESTRICTED_READINGS`; the other losses have none (read as the default).
 

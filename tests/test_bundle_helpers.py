@@ -19,14 +19,21 @@ from contextloss_monai.bundle import (
     finetune_epochs,
     load_weights,
 )
-from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, DiceCESkeletonRecallLoss, FieldOfViewLoss
+from contextloss_monai.losses import (
+    ClDiceLoss,
+    CompoundClDiceLoss,
+    ContextLoss,
+    DiceCECBDiceLoss,
+    DiceCESkeletonRecallLoss,
+    FieldOfViewLoss,
+)
 from contextloss_monai.transforms import ChannelLastToFirst, ChannelLastToFirstd, SplitPaird
 
 
 def test_build_loss_names_the_papers_methods():
     expected = {"dice_ce": DiceCELoss, "cldice": ClDiceLoss, "compound_cldice": CompoundClDiceLoss,
                 "context": ContextLoss, "context_dice": ContextLoss, "thin_context": ContextLoss,
-                "skeleton_recall": DiceCESkeletonRecallLoss}
+                "skeleton_recall": DiceCESkeletonRecallLoss, "cbdice": DiceCECBDiceLoss}
     assert set(LOSS_NAMES) == set(expected)
     for name, cls in expected.items():
         loss = build_loss(name, gamma=0.3, deep_supervision=False)
@@ -34,6 +41,10 @@ def test_build_loss_names_the_papers_methods():
     assert build_loss("context_dice", deep_supervision=False).loss.alpha == 0.0
     assert build_loss("thin_context", deep_supervision=False).loss.context is False
     assert build_loss("context", gamma=0.3, deep_supervision=False).loss.gamma == 0.3
+    cbdice = build_loss("cbdice", gamma=1.0, deep_supervision=False).loss
+    assert (cbdice.weight, cbdice.cbdice.iters, cbdice.dice_ce.lambda_ce) == (1.0, 10, 2.0)  # the authors' settings
+    assert build_loss("cldice", deep_supervision=False).loss.cldice.iter == 50 and build_loss("context", deep_supervision=False).loss.iters == 50
+    assert build_loss("cbdice", iters=20, deep_supervision=False).loss.cbdice.iters == 20
     with pytest.raises(ValueError, match="loss_name must be one of"):
         build_loss("clDice")
     with pytest.raises(ValueError, match="gamma"):

@@ -268,7 +268,7 @@ def test_every_stage_on_cuda(name, datasets, tmp_path):
     bundle = copy_bundle(name, tmp_path)
     data = ["--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2], "--device", "$torch.device('cuda:0')"]
     run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "1", "--val_interval", "1")
-    for loss_name in ("dice_ce", "cldice", "compound_cldice", "context", "context_dice", "thin_context", "skeleton_recall"):
+    for loss_name in ("dice_ce", "cldice", "compound_cldice", "context", "context_dice", "thin_context", "skeleton_recall", "cbdice"):
         run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "1", "--loss_name", loss_name)
     run_bundle(bundle, ["inference", "inference_topo", "evaluate"], *data, *EVAL_OVERRIDES.get(name, []))
     assert json.loads((bundle / "eval/topo/summary.json").read_text())["metrics"]["dice"]["mean"] is not None

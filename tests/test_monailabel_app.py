@@ -37,6 +37,7 @@ from conftest import copy_bundle  # noqa: E402
 
 from contextloss_monai.data.synthetic import write_synthetic_dataset  # noqa: E402
 from contextloss_monai.label import find_bundles  # noqa: E402
+from contextloss_monai.method import LOSS_NAMES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AFFINE = np.array([[0.5, 0, 0, 10.0], [0, 0.5, 0, -5.0], [0, 0, 1.0, 2.0], [0, 0, 0, 1]])
@@ -171,6 +172,8 @@ def test_info_lists_the_bundles_with_labels_and_dimension(server):
     assert models["vessap_3d"]["labels"] == {"vessel": 1} and models["vessap_3d"]["dimension"] == 3
     assert models["roads_2d"]["type"] == "segmentation"
     assert set(info["trainers"]) == {"roads_2d", "vessap_3d"}
+    options = info["trainers"]["roads_2d"]["config"]  # the client's choices: the bundle's loss first, then every other
+    assert options["loss_name"][0] == "context" and sorted(options["loss_name"]) == sorted(LOSS_NAMES) and options["gamma"] == 0.2
     assert info["datastore"]["total"] == 4 and info["datastore"]["completed"] == 2
 
 
@@ -188,12 +191,13 @@ def test_train_runs_both_stages_and_inference_uses_the_new_model(server, workspa
     server.wait_for_info()
     models = workspace / "bundles" / "roads_2d" / "models"
     before = (models / "model.pt").stat().st_mtime_ns
-    request = json.dumps({"max_epochs": 2, "val_split": 0.5, "device": "cpu"}).encode()
+    request = json.dumps({"max_epochs": 2, "val_split": 0.5, "device": "cpu", "loss_name": "cbdice", "gamma": 1}).encode()
     status, body = _request(f"{server.url}/train/roads_2d?run_sync=true", data=request, timeout=600)
     assert status == 200, f"train: HTTP {status} {body[:500]!r}\n{server.logs()}"
     assert (models / "pretrained.pt").is_file(), "pretraining did not write models/pretrained.pt"
     assert (models / "model.pt").stat().st_mtime_ns != before, "fine-tuning did not replace models/model.pt"
-    assert "CLoss fine-tuning" in server.logs() or "finetune_context" in server.logs()
+    assert (models.parent / "logs" / "finetune_cbdice_g1").is_dir(), "the request's loss_name and gamma did not reach the fine-tuning"
+    assert "fine-tuning with cbdice" in server.logs()
     result = _infer(server, "roads_2d", "road_image", tmp_path)
     assert result.shape == (64, 64)
 
@@ -375,7 +379,9 @@ def test_bad_inference_requests_are_4xx_with_a_message(server, workspace, tmp_pa
     assert status == 200, body  # null params: no params
     for params, message in [({"max_epochs": 0}, b"max_epochs must be"), ({"max_epochs": "ten"}, b"max_epochs must be"),
                             ({"val_split": 1.5}, b"val_split must be"), ({"device": "tpu"}, b"device must be one of"),
-                            ({"model_filename": "/etc/passwd"}, b"are not accepted")]:
+                            ({"model_filename": "/etc/passwd"}, b"are not accepted"), ({"loss_name": "../x"}, b"loss_name must be one of"),
+                            ({"loss_name": ["cbdice"]}, b"loss_name must be one of"), ({"gamma": 1.5}, b"gamma must be in [0, 1]"),
+                            ({"gamma": "0.5"}, b"gamma must be a number")]:
         status, body = _request(f"{server.url}/train/roads_2d", data=json.dumps(params).encode())
         assert status == 400 and message in body, (params, status, body)
     time.sleep(0.5)

@@ -29,6 +29,7 @@ from scipy import ndimage  # noqa: E402
 
 from contextloss_monai.data.synthetic import write_synthetic_dataset  # noqa: E402
 from contextloss_monai.losses import ContextLoss  # noqa: E402
+from contextloss_monai.method import Method  # noqa: E402
 from contextloss_monai.nnunet import TRAINERS, convert_dataset_folder, nnUNetTrainerCLoss, trainer_path  # noqa: E402
 from contextloss_monai.nnunet.discovery import find_trainer_class  # noqa: E402
 
@@ -216,7 +217,10 @@ def test_every_trainer_is_found_by_its_name_and_configured_as_the_paper(flow, mo
         "nnUNetTrainerCLossDice": ("context_dice", 0.2, 0.5), "nnUNetTrainerThinCLoss": ("thin_context", 0.2, 0.5),
         "nnUNetTrainerClDice": ("cldice", 0.2, 0.5), "nnUNetTrainerCompoundClDice": ("compound_cldice", 0.2, 0.5),
         "nnUNetTrainerCLoss_1epoch": ("context", 0.2, 0.5), "nnUNetTrainerSkeletonRecall": ("skeleton_recall", 1.0, 0.5),
+        "nnUNetTrainerCBDice": ("cbdice", 1.0, 0.5),
     }
+    cbdice = Method("cbdice", 1.0).build_loss(iters=TRAINERS["nnUNetTrainerCBDice"].iters, deep_supervision=False).loss
+    assert cbdice.cbdice.iters == 10  # the authors' soft-skeleton iterations
     assert {name: round(0.05 * cls.pretraining_epochs) for name, cls in TRAINERS.items()} == {
         name: 1 if name.endswith("_1epoch") else 50 for name in TRAINERS
     }

@@ -8,7 +8,9 @@ one forward + backward: the sampled growth of the resident size in a spawned chi
 ``torch.cuda.max_memory_allocated``.
 Ratios are to ``DiceCELoss`` and to MONAI's ``SoftDiceclDiceLoss(iter_=50)`` measured in the same run. Skeleton
 Recall (Dice & CE + its recall term) twice: with the tube its data pipeline makes (computed before the timed
-runs) and computing the tube from the target at every step (``on_the_fly``, as the nnU-Net trainer does).
+runs) and computing the tube from the target at every step (``on_the_fly``, as the nnU-Net trainer does). cbDice
+(Dice & CE + cbDice, its authors' weights) twice: with its authors' 10 soft-skeleton iterations (what the bundles and
+the nnU-Net trainer use) and with the paper's 50 (what clDice and ContextLoss use).
 
 Usage:
     contextloss bench-losses [--repeats 5] [--device cpu] [--shapes 2d 3d] [--markdown]
@@ -30,7 +32,7 @@ import torch
 from monai.losses import DiceCELoss, SoftDiceclDiceLoss
 from scipy import ndimage
 
-from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss, DiceCESkeletonRecallLoss
+from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss, DiceCECBDiceLoss, DiceCESkeletonRecallLoss
 
 SHAPES = {"2d": (2, 2, 512, 512), "3d": (2, 2, 96, 96, 48)}
 
@@ -99,6 +101,8 @@ def losses() -> dict[str, torch.nn.Module]:
         "ContextLoss (exact)": ContextLoss(gamma=0.2, softmax=True, to_onehot_y=True, skeleton="exact"),
         "SkeletonRecall (pipeline tube)": PipelineTube(DiceCESkeletonRecallLoss(softmax=True, to_onehot_y=True)),
         "SkeletonRecall (on the fly)": DiceCESkeletonRecallLoss(softmax=True, to_onehot_y=True, on_the_fly=True),
+        "cbDice (iters 10)": DiceCECBDiceLoss(iters=10, softmax=True, to_onehot_y=True),
+        "cbDice (iters 50)": DiceCECBDiceLoss(iters=50, softmax=True, to_onehot_y=True),
     }
 
 

@@ -12,6 +12,7 @@ from contextloss_monai.losses import (
     OUTSIDE_LABEL,
     ClDiceLoss,
     CompoundClDiceLoss,
+    DiceCECBDiceLoss,
     ContextLoss,
     DiceCESkeletonRecallLoss,
     FieldOfViewLoss,
@@ -41,7 +42,7 @@ def build_loss(
     name: str = "dice_ce",
     gamma: float = 0.2,
     alpha: float = 0.5,
-    iters: int = 50,
+    iters: int | None = None,
     skeleton: str = "soft",
     deep_supervision: bool = True,
     restricted: str = DEFAULT_RESTRICTED,
@@ -62,13 +63,15 @@ def build_loss(
     ``thin_context``              Thin CLoss: ``context=False``
     ``skeleton_recall``           Dice & CE + γ·Skeleton Recall (:class:`DiceCESkeletonRecallLoss`); the
                                   label's tube stacked on the target (:func:`target_transforms`)
+    ``cbdice``                    Dice + (1 + γ)·CE + γ·(1 − cbDice) (:class:`DiceCECBDiceLoss`)
     ============================  =============================================================
 
     Args:
         name: one of :data:`~contextloss_monai.method.LOSS_NAMES`.
         gamma: weight of the topology term (ignored by ``dice_ce``).
         alpha: weight of cross-entropy in ``L_pixel`` for the ContextLoss variants and compound clDice.
-        iters: soft-skeleton iterations (clDice variants, ContextLoss with the soft skeleton).
+        iters: soft-skeleton iterations of the clDice variants, cbDice and ContextLoss with the soft skeleton; ``None``:
+            each loss's own default (the paper's 50; cbDice its authors' 10).
         skeleton: ContextLoss's label skeleton, ``"soft"`` or ``"exact"``.
         deep_supervision: wrap in :class:`StackedDeepSupervisionLoss` (DynUNet with deep supervision).
         restricted: ContextLoss's reading of the restricted term, ``"hadamard"`` (default) or ``"mask_mean"``.
@@ -80,21 +83,24 @@ def build_loss(
     """
     check_option(name, LOSS_NAMES, "loss_name")
     common = {"include_background": False, "to_onehot_y": True, "softmax": True}
+    skeleton_iters = {} if iters is None else {"iters": iters}
     if name == "dice_ce":
         loss: _Loss = DiceCELoss(**common)
     elif name == "cldice":
-        loss = ClDiceLoss(gamma=gamma, iters=iters, **common)
+        loss = ClDiceLoss(gamma=gamma, **skeleton_iters, **common)
     elif name == "compound_cldice":
-        loss = CompoundClDiceLoss(gamma=gamma, alpha=alpha, iters=iters, **common)
+        loss = CompoundClDiceLoss(gamma=gamma, alpha=alpha, **skeleton_iters, **common)
     elif name == "skeleton_recall":
         loss = DiceCESkeletonRecallLoss(weight=gamma, on_the_fly=tube_on_the_fly, **common)
+    elif name == "cbdice":
+        loss = DiceCECBDiceLoss(weight=gamma, **skeleton_iters, **common)
     else:  # the ContextLoss variants
         loss = ContextLoss(
             gamma=gamma,
             alpha=0.0 if name == "context_dice" else alpha,
             context=name != "thin_context",
             skeleton=skeleton,
-            iters=iters,
+            **skeleton_iters,
             restricted=restricted,
             **common,
         )

@@ -4,7 +4,7 @@ one with its SHA-256 verified and the bundle installed atomically.
 Pack a bundle, then download and install it, refusing a zip whose SHA-256 differs from the one published beside it::
 
     contextloss package bundles/roads_2d --out dist/
-    contextloss download --url https://HOST/roads_2d_v0.5.0.zip --sha256 https://HOST/roads_2d_v0.5.0.zip.sha256 --bundle_dir ./bundles
+    contextloss download --url https://HOST/roads_2d_v0.6.0.zip --sha256 https://HOST/roads_2d_v0.6.0.zip.sha256 --bundle_dir ./bundles
 
 (``--sha256`` takes the hex digest itself, a ``.sha256`` file or its URL; ``--name`` the bundle's name when the
 zip is not called ``<name>_v<version>.zip``; ``--max_download_mb`` / ``--max_unpacked_mb`` raise the size caps.)

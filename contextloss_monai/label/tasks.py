@@ -35,8 +35,9 @@ from monailabel.tasks.infer.basic_infer import BasicInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 
 from contextloss_monai.bundle.weights import load_weights
-from contextloss_monai.checks import check_unit_interval
+from contextloss_monai.checks import check_option, check_unit_interval
 from contextloss_monai.data import check_dataset_items
+from contextloss_monai.method import LOSS_NAMES
 from contextloss_monai.utils import atomic_path, to_numpy
 
 __all__ = [
@@ -55,8 +56,8 @@ logger = logging.getLogger(__name__)
 #: what an inference request may set (``params``); anything naming a file, model or image is refused
 INFER_PARAMETERS = ("device", "result_extension", "result_dtype", "result_compress", "client_id", "label_info", "largest_cc",
                     "restore_label_idx")
-#: what a training request may set
-TRAIN_PARAMETERS = ("max_epochs", "val_split", "device", "pretrained", "client_id")
+#: what a training request may set (``loss_name`` and ``gamma``: the fine-tuning's method, as the bundle's settings)
+TRAIN_PARAMETERS = ("max_epochs", "val_split", "device", "pretrained", "client_id", "loss_name", "gamma")
 _RESULT_EXTENSIONS = (".nii.gz", ".nii")
 
 
@@ -106,7 +107,8 @@ def check_infer_params(params: Any) -> dict:
 
 def check_train_params(params: Any) -> dict:
     """The ``params`` of a training request, checked: only :data:`TRAIN_PARAMETERS`; ``max_epochs`` an integer
-    1..10000, ``val_split`` in [0, 1), ``pretrained`` a boolean, a device this machine has.
+    1..10000, ``val_split`` in [0, 1), ``pretrained`` a boolean, a device this machine has, ``loss_name`` one of
+    :data:`~contextloss_monai.method.LOSS_NAMES`, ``gamma`` a number in [0, 1].
 
     Raises:
         ValueError: naming the parameter.
@@ -123,6 +125,12 @@ def check_train_params(params: Any) -> dict:
         raise ValueError(f"pretrained must be true or false, got {params['pretrained']!r}.")
     if "device" in params:
         check_device(params["device"])
+    if "loss_name" in params:
+        check_option(params["loss_name"] if isinstance(params["loss_name"], str) else repr(params["loss_name"]), LOSS_NAMES, "loss_name")
+    if "gamma" in params:
+        if isinstance(params["gamma"], bool) or not isinstance(params["gamma"], (int, float)):
+            raise ValueError(f"gamma must be a number in [0, 1], got {params['gamma']!r}.")
+        check_unit_interval(params["gamma"], "gamma")
     if "client_id" in params and not (isinstance(params["client_id"], str) and re.fullmatch(r"[\w.@-]{0,128}", params["client_id"])):
         raise ValueError("client_id must be a short name.")
     return params
@@ -297,7 +305,8 @@ class BundleSegmentationInfer(BasicInferTask):
 
 
 class BundleTwoStageTrain(BundleTrainTask):
-    """MONAI Label training through the bundle's configs: pretraining, then CLoss fine-tuning.
+    """MONAI Label training through the bundle's configs: pretraining, then fine-tuning (CLoss unless the request
+    or the bundle names another loss).
 
     MONAI Label's ``BundleTrainTask`` runs ``configs/train.yaml`` on the datastore's labelled images
     (``train#dataset#data`` / ``validate#dataset#data`` overrides, ``val_split`` of them for validation).
@@ -305,7 +314,8 @@ class BundleTwoStageTrain(BundleTrainTask):
     run`` does: ``train.yaml`` (Dice & CE, writes ``models/pretrained.pt``), then ``train.yaml`` +
     ``finetune.yaml`` (ContextLoss, writes ``models/model.pt``, which the infer task reloads).
     The request's ``max_epochs`` sets the pretraining epochs (``pretrain_epochs``); fine-tuning runs the
-    bundle's fraction of them. ``pretrained`` (default true) starts pretraining from the current
+    bundle's fraction of them, with the request's ``loss_name`` and ``gamma`` when it sets them (the bundle's
+    ``finetune.yaml`` settings otherwise; the client lists the loss names, the bundle's first). ``pretrained`` (default true) starts pretraining from the current
     ``models/pretrained.pt`` when it exists. The request and every labelled image are checked before either
     stage runs; ``models/model.pt`` is replaced only by a completed fine-tuning with finite weights (the bundle's
     ``FinalModelSaver``).
@@ -321,6 +331,9 @@ class BundleTwoStageTrain(BundleTrainTask):
     def config(self) -> dict[str, Any]:
         options = super().config()
         options.update(max_epochs=int(self.bundle_config.get("pretrain_epochs", 30)), multi_gpu=False)
+        finetune = ConfigParser.load_config_file(os.path.join(self.bundle_path, "configs", "finetune.yaml"))
+        default = finetune.get("loss_name", "context")
+        options.update(loss_name=[default, *(name for name in LOSS_NAMES if name != default)], gamma=float(finetune.get("gamma", 0.2)))
         options.pop("model_filename", None)  # pretraining always starts from models/pretrained.pt (if any)
         return options
 
@@ -340,7 +353,9 @@ class BundleTwoStageTrain(BundleTrainTask):
         logger.info(f"{Path(self.bundle_path).name}: pretraining ({overrides['pretrain_epochs']} epochs)")
         monai.bundle.run(config_file=os.path.join(configs, "train.yaml"), **common, **overrides)
         finetune_overrides = {k: v for k, v in overrides.items() if k != self.const.key_train_handlers()}
-        logger.info(f"{Path(self.bundle_path).name}: CLoss fine-tuning from models/pretrained.pt")
+        finetune_overrides.update({k: request[k] for k in ("loss_name", "gamma") if k in request})
+        method = finetune_overrides.get("loss_name", "the bundle's loss")
+        logger.info(f"{Path(self.bundle_path).name}: fine-tuning with {method} from models/pretrained.pt")
         monai.bundle.run(config_file=[os.path.join(configs, "train.yaml"), os.path.join(configs, "finetune.yaml")], **common, **finetune_overrides)
 
     def check_datastore(self, datastore: Datastore) -> list[dict]:

@@ -1,5 +1,6 @@
 """ContextLoss and the baseline losses of the paper's tables, as MONAI losses."""
 
+from contextloss_monai.losses.cbdice import CBDiceLoss, DiceCECBDiceLoss
 from contextloss_monai.losses.cldice import ClDiceLoss, CompoundClDiceLoss
 from contextloss_monai.losses.context_loss import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss, binarize_prediction
 from contextloss_monai.losses.field_of_view import OUTSIDE_LABEL, FieldOfViewLoss
@@ -7,10 +8,12 @@ from contextloss_monai.losses.skeleton_recall import DiceCESkeletonRecallLoss, S
 from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
 
 __all__ = [
+    "CBDiceLoss",
     "ClDiceLoss",
     "CompoundClDiceLoss",
     "ContextLoss",
     "DEFAULT_RESTRICTED",
+    "DiceCECBDiceLoss",
     "DiceCESkeletonRecallLoss",
     "FieldOfViewLoss",
     "OUTSIDE_LABEL",

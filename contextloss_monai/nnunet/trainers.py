@@ -26,6 +26,7 @@ from contextloss_monai.method import DEFAULT_RESTRICTED, Method
 
 __all__ = [
     "TRAINERS",
+    "nnUNetTrainerCBDice",
     "nnUNetTrainerClDice",
     "nnUNetTrainerCLoss",
     "nnUNetTrainerCLoss_1epoch",
@@ -67,7 +68,7 @@ class _TopologyLossTrainer(nnUNetTrainerDiceCEFinetune):
     loss_name: str = "context"
     gamma: float = 0.2
     alpha: float = 0.5
-    iters: int = 50
+    iters: int | None = None  # each loss's default: the paper's 50 (clDice, CLoss), cbDice's authors' 10
     skeleton: str = "soft"
     restricted: str = DEFAULT_RESTRICTED
 
@@ -133,6 +134,14 @@ class nnUNetTrainerSkeletonRecall(_TopologyLossTrainer):
     gamma = 1.0
 
 
+class nnUNetTrainerCBDice(_TopologyLossTrainer):
+    """cbDice: Dice + (1 + γ)·CE + γ·(1 − cbDice), its authors' weights (γ = 1: Dice 1, CE 2, cbDice 1) and soft-skeleton
+    iterations (10); distance transforms on the GPU with cuCIM, else on the host."""
+
+    loss_name = "cbdice"
+    gamma = 1.0
+
+
 class nnUNetTrainerCLoss_1epoch(nnUNetTrainerCLoss):
     """CLoss fine-tuning for one epoch: the quick CPU pass of the README (after nnU-Net's ``nnUNetTrainer_5epochs``)."""
 
@@ -144,5 +153,5 @@ TRAINERS: dict[str, type[nnUNetTrainer]] = {
     cls.__name__: cls
     for cls in (nnUNetTrainerDiceCEFinetune, nnUNetTrainerCLoss, nnUNetTrainerCLossGamma01, nnUNetTrainerCLossDice,
                 nnUNetTrainerThinCLoss, nnUNetTrainerClDice, nnUNetTrainerCompoundClDice, nnUNetTrainerSkeletonRecall,
-                nnUNetTrainerCLoss_1epoch)
+                nnUNetTrainerCBDice, nnUNetTrainerCLoss_1epoch)
 }

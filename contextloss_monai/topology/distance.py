@@ -17,7 +17,7 @@ from contextloss_monai.utils import to_numpy
 edt, has_edt = optional_import("edt")
 _, has_cucim = optional_import("cucim.core.operations.morphology", name="distance_transform_edt")
 
-__all__ = ["closer_to_error", "squared_distance_to", "squared_distance_to_tensor", "squared_distances_per_image"]
+__all__ = ["closer_to_error", "distance_to_background", "squared_distance_to", "squared_distance_to_tensor", "squared_distances_per_image"]
 
 
 def squared_distance_to(target: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
@@ -55,6 +55,38 @@ def squared_distance_to_tensor(target: torch.Tensor, spacing: Sequence[float] | 
         return torch.as_tensor(dist, device=target.device)[0] ** 2
     dist = squared_distance_to(to_numpy(target), spacing)
     return torch.from_numpy(np.asarray(dist)).to(target.device)
+
+
+def distance_to_background(masks: torch.Tensor) -> torch.Tensor:
+    """
+    Euclidean distance from every foreground pixel of each mask to the nearest background pixel (unit spacing;
+    0 on the background, 1 next to it): the local radius of a structure, as cbDice weighs it. Computed on the GPU
+    with cuCIM for a CUDA tensor (no host synchronisation), else on the host (``edt``, else SciPy) and moved back.
+
+    A mask without background pixels has no finite distance: it gets 1 on every pixel (all pixels weighted
+    alike), on every device.
+
+    Args:
+        masks: a bool tensor ``(N, H, W)`` or ``(N, H, W, D)``, ``N`` masks.
+
+    Returns:
+        float32 distances of the same shape and device.
+    """
+    masks = masks.bool()
+    if masks.is_cuda and has_cucim:
+        dist = squared_distances_per_image(~masks, (1.0,) * (masks.dim() - 1)).sqrt().float()
+    else:
+        host = to_numpy(masks)
+        if has_edt:
+            threads = max(1, torch.get_num_threads())
+            dist = np.stack([edt.edt(m.view(np.uint8), black_border=False, parallel=threads) for m in host])
+        else:
+            from scipy.ndimage import distance_transform_edt
+
+            dist = np.stack([distance_transform_edt(m) for m in host])
+        dist = torch.from_numpy(np.asarray(dist, dtype=np.float32)).to(masks.device)
+    has_background = (~masks).flatten(1).any(1).view(-1, *([1] * (masks.dim() - 1)))
+    return torch.where(masks, torch.where(has_background, dist, torch.ones_like(dist)), torch.zeros_like(dist))
 
 
 def squared_distances_per_image(stack: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
