@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,6 +61,57 @@ def test_stacked_deep_supervision_matches_monai():
     torch.testing.assert_close(stacked, reference)
     single = StackedDeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True))(heads[:, 0], target)
     torch.testing.assert_close(single, DiceCELoss(to_onehot_y=True, softmax=True)(heads[:, 0], target))
+
+
+@pytest.mark.parametrize("spatial_dims, strides, size", [(2, [1, 2, 2, 2, 2], (64, 64)),
+                                                          (3, [[1, 1, 1], [2, 2, 1], [2, 2, 2], [2, 2, 2]], (32, 32, 16))])
+@pytest.mark.parametrize("loss_name", ["dice_ce", "context"])
+def test_deep_supervision_at_own_resolution_is_the_loss_of_each_head_as_the_network_made_it(spatial_dims, strides, size, loss_name):
+    """``own``: each head's loss on DynUNet's own-resolution head (before its upsampling) against the label downsampled
+    nearest-exact, value and gradient; ``full`` stays MONAI's loss of the upsampled heads."""
+    torch.manual_seed(0)
+    net = DynUNet(spatial_dims, 1, 2, [3] * len(strides), strides, strides[1:], deep_supervision=True, deep_supr_num=2).train()
+    image = torch.randn(2, 1, *size)
+    label = torch.zeros(2, 1, *size)
+    label[:, :, size[0] // 2 - 2 : size[0] // 2 + 2] = 1  # a bar: topology for ContextLoss at every resolution
+    label[:, :, :, size[1] // 3] = 1
+    own = build_loss(loss_name, deep_supervision_resolution="own", strides=strides, spatial_dims=spatial_dims)
+    output = net(image)
+    value = own(output, label)
+    value.backward()
+    gradient = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    output = net(image)
+    assert [tuple(h.shape[2:]) for h in net.heads[:2]] != [size, size]  # the heads are smaller than the output
+    reference = DeepSupervisionLoss(build_loss(loss_name, deep_supervision=False))([output[:, 0], *net.heads[:2]], label)
+    reference.backward()
+    torch.testing.assert_close(value, reference)
+    for got, expected in zip(gradient, (p.grad for p in net.parameters())):
+        torch.testing.assert_close(got, expected)
+    full = build_loss(loss_name, strides=strides, spatial_dims=spatial_dims)(output.detach(), label)
+    torch.testing.assert_close(full, DeepSupervisionLoss(build_loss(loss_name, deep_supervision=False))(list(torch.unbind(output.detach(), 1)), label))
+    assert not torch.isclose(full, value.detach())  # the two settings differ
+    with pytest.raises(ValueError, match="needs the network's strides"):
+        build_loss(loss_name, deep_supervision_resolution="own")
+    with pytest.raises(ValueError, match="deep_supervision_resolution must be one of"):
+        build_loss(loss_name, deep_supervision_resolution="half", strides=strides)
+    with pytest.raises(ValueError, match="strides must hold"):
+        build_loss(loss_name, deep_supervision_resolution="own", strides=[1, 0], spatial_dims=spatial_dims)
+
+
+@pytest.mark.parametrize("name", ["roads_2d", "vessap_3d"])
+def test_the_bundles_pass_their_network_strides_to_the_loss(name):
+    from monai.bundle import ConfigParser
+
+    from contextloss_monai.bundle.losses import head_strides
+
+    configs = Path(__file__).resolve().parents[1] / "bundles" / name / "configs"
+    parser = ConfigParser()
+    parser.read_config([str(configs / "train.yaml"), str(configs / "finetune.yaml")])
+    assert parser["deep_supervision_resolution"] == "full" and parser.get_parsed_content("loss").strides is None
+    parser["deep_supervision_resolution"] = "own"
+    strides, spatial_dims = parser["network_def"]["strides"], parser["network_def"]["spatial_dims"]
+    assert parser.get_parsed_content("loss").strides == head_strides(strides, spatial_dims)
 
 
 def test_finetune_epochs_is_five_percent_at_least_one():

@@ -283,12 +283,14 @@ def test_every_stage_on_cuda(name, datasets, tmp_path):
 @pytest.mark.parametrize("name", ["hrf_retina_2d", "vessap_3d"])
 def test_skeleton_recall_fine_tunes_with_the_tube_from_the_pipeline(name, datasets, tmp_path):
     """--loss_name skeleton_recall: the tube made by the training pipeline (with the field of view on the retina, in
-    3D on the vessels) reaches the loss through MONAI's trainer; the model changes and is named by its method."""
+    3D on the vessels, there with each deep-supervision head's loss at its own resolution: label and tube downsampled
+    together) reaches the loss through MONAI's trainer; the model changes and is named by its method."""
     bundle = copy_bundle(name, tmp_path)
     data = ["--dataset_dir", str(datasets[name]), "--patch_size", BUNDLES[name][2]]
-    run_bundle(bundle, ["train"], *data, "--pretrain_epochs", "1")
-    run_bundle(bundle, ["train", "finetune"], *data, "--pretrain_epochs", "1", "--loss_name", "skeleton_recall", "--gamma", "1",
-               "--model_per_method", "true")
+    resolution = ["--deep_supervision_resolution", "own" if name == "vessap_3d" else "full"]
+    run_bundle(bundle, ["train"], *data, *resolution, "--pretrain_epochs", "1")
+    run_bundle(bundle, ["train", "finetune"], *data, *resolution, "--pretrain_epochs", "1", "--loss_name", "skeleton_recall",
+               "--gamma", "1", "--model_per_method", "true")
     pretrained, finetuned = (torch.load(bundle / f"models/{m}.pt") for m in ("pretrained", "model_skeleton_recall_g1"))
     assert any(not torch.equal(pretrained[k], finetuned[k]) for k in pretrained)
     with (bundle / "logs/finetune_skeleton_recall_g1/training_log.csv").open() as handle:
