@@ -25,7 +25,7 @@ from contextloss_monai.checks import check_option, check_unit_interval
 from contextloss_monai.layout import RunLayout
 from contextloss_monai.losses.context_loss import DEFAULT_RESTRICTED, RESTRICTED_READINGS
 
-__all__ = ["CONTEXT_LOSS_NAMES", "DEFAULT_RESTRICTED", "LOSS_NAMES", "Method", "RESTRICTED_READINGS"]
+__all__ = ["ALTERNATIVE_LOSS_NAMES", "CONTEXT_LOSS_NAMES", "DEFAULT_RESTRICTED", "LOSS_NAMES", "Method", "RESTRICTED_READINGS"]
 
 #: loss name → what the paper's tables call the method
 LOSS_NAMES = {
@@ -38,6 +38,8 @@ LOSS_NAMES = {
     "skeleton_recall": "Skeleton Recall",
     "cbdice": "cbDice",
 }
+#: the losses a user would pick instead of CLoss today (not in the paper's tables): the reports compare them with CLoss too
+ALTERNATIVE_LOSS_NAMES = ("skeleton_recall", "cbdice")
 #: the names that build a :class:`~contextloss_monai.losses.ContextLoss` (the ones with a restricted term and its reading)
 CONTEXT_LOSS_NAMES = ("context", "context_dice", "thin_context")
 _KEY = re.compile(r"^(?P<loss>[a-z_]+?)_g(?P<gamma>[0-9.e+-]+?)(?:_(?P<reading>" + "|".join(RESTRICTED_READINGS) + "))?$")

@@ -60,6 +60,27 @@ def test_archive_holds_the_tables_and_per_image_metrics_only_and_rebuilds_the_re
     assert "| CLoss | e0-Gt | 6 | +0.500 | 0 / 6 / 0 |" in rebuilt  # the paired test from the archive
 
 
+def test_the_alternatives_to_closs_are_also_compared_with_closs(tmp_path):
+    """Skeleton Recall and cbDice get a second paired table, against CLoss; the paper's baselines (clDice) do not."""
+    out = tmp_path / "run"
+    rows = _experiment(out)
+    for fold in (0, 1):
+        layout = RunLayout.of_fold(out, fold)
+        for key, method, shift in (("skeleton_recall_g1", "Skeleton Recall (γ = 1)", -0.25), ("cldice_g0.2", "clDice", 1.0)):
+            write_csv_rows(layout.image_metrics(key), [{"image": f"case{i}", "e0_gt": i + shift, "ags": 90.0, "dice": 0.8}
+                                                       for i in range(3)])
+            rows.append({"fold": fold, "method": method, "key": key, "dice": 0.8, "e0_gt": 1.0 + shift, "ags": 91.0,
+                         "epochs": 84, "steps": 504, "seconds_per_epoch": 2.5})
+    write_results(rows, out)
+    report = (out / RESULTS_MD).read_text()
+    against_closs = report.split("Image by image against CLoss (all folds):")[1].split("| loss |")[0]
+    assert "| method vs CLoss |" in against_closs
+    assert "| Skeleton Recall (γ = 1) | e0-Gt | 6 | -0.750 | 6 / 0 / 0 |" in against_closs  # 0.5 − (−0.25) lower
+    assert "| clDice |" not in against_closs and "| clDice | e0-Gt | 6 | +1.000 | 0 / 6 / 0 |" in report
+    write_results(rows[:4], out)  # Dice & CE and CLoss only: no such section
+    assert "against CLoss" not in (out / RESULTS_MD).read_text()
+
+
 def test_archive_names_what_is_missing(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(FileNotFoundError, match=r"run/results.csv does not exist"):

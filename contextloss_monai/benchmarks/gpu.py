@@ -5,8 +5,9 @@ at the paper's patch sizes, plus the loss alone (forward + backward) and its dev
 One training step = forward of an nnU-Net-sized ``DynUNet`` (deep supervision) under bf16 autocast, the loss
 (computed in float32), backward, an SGD step — the same for every loss, so the ratios are the loss's cost.
 Losses: Dice & CE (MONAI ``DiceCELoss``), CLoss with the soft and the exact skeleton, Thin CLoss, clDice
-(MONAI's ``SoftDiceclDiceLoss``, 50 iterations) and compound clDice, all with ``include_background=False``
-as the bundles train. Device-to-host copies are counted with ``torch.profiler`` (CUDA memcpy DtoH events and
+(MONAI's ``SoftDiceclDiceLoss``, 50 iterations), compound clDice, Skeleton Recall (Dice & CE + its recall term,
+the tube made once before the timed runs, as the bundles' data pipeline makes it) and cbDice (the authors' weights
+and 10 iterations), all with ``include_background=False`` as the bundles train. Device-to-host copies are counted with ``torch.profiler`` (CUDA memcpy DtoH events and
 host reads of device scalars) during one loss call. Every number of one table comes from one run.
 
 Usage:
@@ -33,13 +34,14 @@ PAPER_PATCHES = {
     "CLD 3D": ((160, 160, 96), 2, 1),
 }
 SMOKE_PATCHES = {"2D (smoke)": ((32, 32), 1, 3), "3D (smoke)": ((16, 16, 16), 1, 2)}
-LOSSES = ("Dice & CE", "CLoss (soft)", "CLoss (exact)", "Thin CLoss", "clDice (50)", "compound clDice")
+LOSSES = ("Dice & CE", "CLoss (soft)", "CLoss (exact)", "Thin CLoss", "clDice (50)", "compound clDice", "Skeleton Recall", "cbDice (10)")
 
 
 def make_loss(name: str) -> torch.nn.Module:
     from monai.losses import DiceCELoss, SoftDiceclDiceLoss
 
-    from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss
+    from contextloss_monai.benchmarks.losses import PipelineTube
+    from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss, DiceCECBDiceLoss, DiceCESkeletonRecallLoss
 
     common = {"include_background": False, "to_onehot_y": True, "softmax": True}
     return {
@@ -49,6 +51,8 @@ def make_loss(name: str) -> torch.nn.Module:
         "Thin CLoss": lambda: ContextLoss(gamma=0.2, context=False, **common),
         "clDice (50)": lambda: SoftDiceclDiceLoss(iter_=50, alpha=0.2, **common),
         "compound clDice": lambda: CompoundClDiceLoss(gamma=0.2, iters=50, **common),
+        "Skeleton Recall": lambda: PipelineTube(DiceCESkeletonRecallLoss(weight=1.0, **common)),
+        "cbDice (10)": lambda: DiceCECBDiceLoss(weight=1.0, iters=10, **common),
     }[name]()
 
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from contextloss_monai.layout import RunLayout
+from contextloss_monai.method import ALTERNATIVE_LOSS_NAMES
 from contextloss_monai.utils import atomic_file, merge_csv_rows, read_csv_rows, write_csv_rows, write_text_atomic
 
 __all__ = ["PAIRED_METRICS", "PAPER_COLUMNS", "RESULTS_CSV", "RESULTS_INDEX", "RESULTS_MD", "archive_results", "results_index", "epoch_seconds", "mean_std", "merge_results", "paired_comparison", "results_table", "stage_steps", "training_rows", "write_results"]
@@ -54,14 +55,15 @@ def mean_std(values: list[float]) -> str:
 PAIRED_METRICS = (("e0_gt", "e0-Gt", True), ("ags", "AGS", False), ("dice", "Dice", False))
 
 
-def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", metrics=PAIRED_METRICS) -> str:
+def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", metrics=PAIRED_METRICS, methods=None) -> str:
     """Markdown table: each fine-tuned method against ``baseline_key`` image by image, pooled over folds.
 
     For every test image of every fold the difference ``method - baseline`` of a metric (per-image values from
     ``fold<k>/eval/<key>/metrics.csv`` in ``out_dir``): the mean difference, how many images got better / worse /
     stayed equal (the direction each metric counts as better), and the two-sided Wilcoxon signed-rank p-value
     (SciPy, zero differences dropped; ``n/a`` when every difference is zero). ``p < 0.05`` is what lets
-    "better" mean more than noise; with 6–10 test images per fold it needs several folds.
+    "better" mean more than noise; with 6–10 test images per fold it needs several folds. ``methods``: the method
+    keys to compare (default: every fine-tuned one).
 
     Returns:
         the table, or an empty string when the rows hold no ``baseline_key`` method.
@@ -85,7 +87,7 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
     lines = ["| method vs " + labels[baseline_key] + " | metric | images | mean difference | better / worse / equal | Wilcoxon p |",
              "|---|---|---|---|---|---|"]
     for key in keys:
-        if key in (baseline_key, RunLayout.PRETRAINED_KEY):
+        if key in (baseline_key, RunLayout.PRETRAINED_KEY) or (methods is not None and key not in methods):
             continue
         for metric, title, lower_is_better in metrics:
             differences = []
@@ -134,6 +136,19 @@ def merge_results(out_dir, rows: list[dict]) -> list[dict]:
     return merge_csv_rows(Path(out_dir) / RESULTS_CSV, rows, ("fold", "key"))
 
 
+def _compared_with_closs(out_dir, rows: list[dict]) -> str:
+    """The alternatives to CLoss (:data:`~contextloss_monai.method.ALTERNATIVE_LOSS_NAMES`) against CLoss image by
+    image (:func:`paired_comparison` with the first plain CLoss method of the rows as baseline), as a report section;
+    empty when the rows hold no such method or no CLoss."""
+    loss_of = {r["key"]: r["key"].split("_g")[0] for r in rows}
+    closs = next((key for key, loss in loss_of.items() if loss == "context"), None)
+    alternatives = [key for key, loss in loss_of.items() if loss in ALTERNATIVE_LOSS_NAMES]
+    if closs is None or not alternatives:
+        return ""
+    table = paired_comparison(out_dir, rows, closs, methods=alternatives)
+    return f"Image by image against CLoss (all folds):\n\n{table}\n" if table else ""
+
+
 def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
     """``results.csv`` (one row per fold and method) and ``results.md`` (Table 1 layout, mean ± std over
     folds; the paired per-image comparison with Dice & CE, :func:`paired_comparison`; the optimizer steps and
@@ -142,6 +157,7 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
     out_dir = Path(out_dir)
     csv_path = write_csv_rows(out_dir / RESULTS_CSV, rows)
     paired = paired_comparison(out_dir, rows)
+    paired_closs = _compared_with_closs(out_dir, rows)
     runtime = ["| loss | epochs | optimizer steps | seconds per epoch |", "|---|---|---|---|"]
     seen: dict[str, list[dict]] = {}
     for row in rows:
@@ -155,6 +171,7 @@ def write_results(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Pat
         + "\nDice and clDice in %; e, e1, e0, e0-Gt lower is better; AGS (%) higher is better. Mean ± std over folds;"
         " fine-tuned methods with the topological post-processing.\n\n"
         + (f"Image by image (all folds):\n\n{paired}\n" if paired else "")
+        + paired_closs
         + "\n".join(runtime) + "\n",
     )
     return csv_path, md_path
