@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "package": ("contextloss_monai.bundle.packaging", "package_main", "zip a bundle as <name>_v<version>.zip with its SHA-256"),
     "download": ("contextloss_monai.bundle.packaging", "download_main", "download a bundle zip, verify its SHA-256, install it atomically"),
     "results-index": ("contextloss_monai.experiment.results", "results_index_main", "write the index page of a folder of result archives (docs/results)"),
+    "compare-runs": ("contextloss_monai.experiment.results", "compare_runs_main", "compare two runs of one protocol image by image (an ablation's two settings)"),
     "migrate-run": ("contextloss_monai.experiment.migrate", "main", "rename a run folder written before 0.3.0 to the current method keys"),
     "bench-losses": ("contextloss_monai.benchmarks.losses", "main", "time and memory of ContextLoss against its baselines"),
     "bench-metrics": ("contextloss_monai.benchmarks.metrics", "main", "time of the topology metrics on image sizes of the paper's datasets"),

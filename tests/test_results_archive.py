@@ -81,6 +81,26 @@ def test_the_alternatives_to_closs_are_also_compared_with_closs(tmp_path):
     assert "against CLoss" not in (out / RESULTS_MD).read_text()
 
 
+def test_compare_runs_pairs_the_images_of_two_runs_method_by_method(tmp_path):
+    """Two settings of one protocol in two folders: each method of the second against the same method of the first."""
+    from contextloss_monai.experiment.results import compare_runs
+
+    full, own = tmp_path / "full", tmp_path / "own"
+    _experiment(full)
+    rows = _experiment(own)
+    for fold in (0, 1):  # the second setting lowers CLoss's e0-Gt on every image by 0.25, leaves Dice & CE as it was
+        path = RunLayout.of_fold(own, fold).image_metrics("context_g0.2")
+        write_csv_rows(path, [{**row, "e0_gt": float(row["e0_gt"]) - 0.25} for row in read_csv_rows(path)])
+    table = compare_runs(full, own)
+    assert table.startswith("| method (own vs full) |")
+    assert "| CLoss | e0-Gt | 6 | -0.250 | 6 / 0 / 0 | 0.0312 |" in table
+    assert "| Dice & CE | e0-Gt | 6 | +0.000 | 0 / 0 / 6 | n/a |" in table
+    write_csv_rows(own / RESULTS_CSV, [r for r in rows if r["key"] == "context_g0.2" and r["fold"] == 1])
+    assert "| CLoss | e0-Gt | 3 |" in compare_runs(full, own)  # the common folds only
+    with pytest.raises(FileNotFoundError, match="results.csv does not exist"):
+        compare_runs(full, tmp_path / "missing")
+
+
 def test_archive_names_what_is_missing(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(FileNotFoundError, match=r"run/results.csv does not exist"):

@@ -55,6 +55,35 @@ def mean_std(values: list[float]) -> str:
 PAIRED_METRICS = (("e0_gt", "e0-Gt", True), ("ags", "AGS", False), ("dice", "Dice", False))
 
 
+def _per_image(out_dir, fold: int, key: str) -> dict[str, dict]:
+    """The per-image metrics of ``key`` in fold ``fold`` of the run ``out_dir``, by image ({} when not evaluated)."""
+    path = RunLayout.of_fold(out_dir, fold).image_metrics(key)
+    return {row["image"]: row for row in read_csv_rows(path, ("image",))} if path.is_file() else {}
+
+
+def _paired_lines(label: str, pairs: list[tuple[dict, dict]], metrics) -> list[str]:
+    """The table lines of one method: per metric, the differences ``other − base`` over the images both tables of each
+    ``(base, other)`` pair hold, their mean, better / worse / equal and the two-sided Wilcoxon signed-rank p-value."""
+    from scipy.stats import wilcoxon
+
+    lines = []
+    for metric, title, lower_is_better in metrics:
+        differences = []
+        for base, other in pairs:
+            differences += [float(other[i][metric]) - float(base[i][metric]) for i in sorted(base.keys() & other.keys())
+                            if base[i].get(metric) not in (None, "") and other[i].get(metric) not in (None, "")]
+        differences = [d for d in differences if math.isfinite(d)]
+        if not differences:
+            continue
+        sign = -1.0 if lower_is_better else 1.0
+        better, worse = sum(sign * d > 0 for d in differences), sum(sign * d < 0 for d in differences)
+        p_value = wilcoxon(differences).pvalue if better + worse else math.nan
+        scale = 100.0 if metric in ("dice", "cldice") else 1.0
+        lines.append(f"| {label} | {title} | {len(differences)} | {scale * sum(differences) / len(differences):+.3f} | "
+                     f"{better} / {worse} / {len(differences) - better - worse} | {'n/a' if math.isnan(p_value) else f'{p_value:.3g}'} |")
+    return lines
+
+
 def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", metrics=PAIRED_METRICS, methods=None) -> str:
     """Markdown table: each fine-tuned method against ``baseline_key`` image by image, pooled over folds.
 
@@ -68,43 +97,59 @@ def paired_comparison(out_dir, rows: list[dict], baseline_key: str = "dice_ce", 
     Returns:
         the table, or an empty string when the rows hold no ``baseline_key`` method.
     """
-    from scipy.stats import wilcoxon
-
     keys = list(dict.fromkeys(r["key"] for r in rows))
     if baseline_key not in keys:
         return ""
     labels = {r["key"]: r["method"] for r in rows}
     folds = sorted({int(r["fold"]) for r in rows})
-
-    def per_image(fold: int, key: str) -> dict[str, dict]:
-        path = RunLayout.of_fold(out_dir, fold).image_metrics(key)
-        if not path.is_file():
-            return {}
-        return {row["image"]: row for row in read_csv_rows(path, ("image",))}
-
-    tables = {(fold, key): per_image(fold, key) for fold in folds for key in keys}  # each metrics.csv read once
-
+    tables = {(fold, key): _per_image(out_dir, fold, key) for fold in folds for key in keys}  # each metrics.csv read once
     lines = ["| method vs " + labels[baseline_key] + " | metric | images | mean difference | better / worse / equal | Wilcoxon p |",
              "|---|---|---|---|---|---|"]
     for key in keys:
         if key in (baseline_key, RunLayout.PRETRAINED_KEY) or (methods is not None and key not in methods):
             continue
-        for metric, title, lower_is_better in metrics:
-            differences = []
-            for fold in folds:
-                base, other = tables[fold, baseline_key], tables[fold, key]
-                differences += [float(other[i][metric]) - float(base[i][metric]) for i in sorted(base.keys() & other.keys())
-                                if base[i].get(metric) not in (None, "") and other[i].get(metric) not in (None, "")]
-            differences = [d for d in differences if math.isfinite(d)]
-            if not differences:
-                continue
-            sign = -1.0 if lower_is_better else 1.0
-            better, worse = sum(sign * d > 0 for d in differences), sum(sign * d < 0 for d in differences)
-            p_value = wilcoxon(differences).pvalue if better + worse else math.nan
-            scale = 100.0 if metric in ("dice", "cldice") else 1.0
-            lines.append(f"| {labels[key]} | {title} | {len(differences)} | {scale * sum(differences) / len(differences):+.3f} | "
-                         f"{better} / {worse} / {len(differences) - better - worse} | {'n/a' if math.isnan(p_value) else f'{p_value:.3g}'} |")
+        lines += _paired_lines(labels[key], [(tables[fold, baseline_key], tables[fold, key]) for fold in folds], metrics)
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
+
+
+def compare_runs(baseline_dir: str | os.PathLike, other_dir: str | os.PathLike, metrics=PAIRED_METRICS) -> str:
+    """Markdown table: every fine-tuned method that two runs (experiment folders or archives) both hold, the second run
+    against the first image by image over their common folds — two settings of one protocol, e.g. an ablation run
+    into two folders from the same pretrained checkpoints and data (the columns of :func:`paired_comparison`).
+
+    Raises:
+        FileNotFoundError: naming a run without ``results.csv``.
+        ValueError: when the runs share no fine-tuned method and fold.
+    """
+    runs = []
+    for run in (Path(baseline_dir), Path(other_dir)):
+        if not (run / RESULTS_CSV).is_file():
+            raise FileNotFoundError(f"{run / RESULTS_CSV} does not exist: compare finished runs (contextloss benchmark --out or --archive).")
+        runs.append({(int(r["fold"]), r["key"]): r["method"] for r in read_csv_rows(run / RESULTS_CSV, ("fold", "key", "method"))})
+    common = [pair for pair in runs[0] if pair in runs[1] and pair[1] != RunLayout.PRETRAINED_KEY]
+    if not common:
+        raise ValueError(f"{baseline_dir} and {other_dir} share no fine-tuned method and fold.")
+    lines = [f"| method ({Path(other_dir).name} vs {Path(baseline_dir).name}) | metric | images | mean difference | better / worse / equal | Wilcoxon p |",
+             "|---|---|---|---|---|---|"]
+    for key in dict.fromkeys(key for _, key in common):
+        folds = sorted(fold for fold, k in common if k == key)
+        pairs = [(_per_image(baseline_dir, fold, key), _per_image(other_dir, fold, key)) for fold in folds]
+        lines += _paired_lines(runs[0][folds[0], key], pairs, metrics)
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs_main(argv: list[str] | None = None) -> int:
+    """``contextloss compare-runs BASELINE OTHER``: print :func:`compare_runs`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="contextloss compare-runs", description="Compare two runs of one protocol image by image "
+                                     "(e.g. an ablation's two settings, each a contextloss benchmark --out folder or archive): "
+                                     "every fine-tuned method both hold, the second against the first, paired Wilcoxon tests.")
+    parser.add_argument("baseline", help="the first run (the differences are other − baseline)")
+    parser.add_argument("other", help="the second run")
+    args = parser.parse_args(argv)
+    print(compare_runs(args.baseline, args.other), end="")
+    return 0
 
 
 def results_table(rows: list[dict], columns=PAPER_COLUMNS) -> str:
