@@ -147,3 +147,13 @@ def test_results_index_page_is_generated_from_the_archives(tmp_path, capsys):
     assert main(["results-index", str(copy)]) == 0 and main(["results-index", str(copy), "--check"]) == 0
     assert "| `toy` | toy: 2 fold(s) (0, 1) | 0, 1 | 2: Dice & CE; CLoss | 3 |" in (copy / "README.md").read_text()
     assert main(["results-index", str(tmp_path / "empty")]) == 2
+
+
+def test_the_deep_supervision_ablation_in_the_docs_is_what_compare_runs_gives():
+    """docs/results.md quotes every row of the own-against-full comparison of the two committed roads archives."""
+    from contextloss_monai.experiment.results import compare_runs
+
+    table = compare_runs(ROOT / "docs/results/topology_losses_roads_2d", ROOT / "docs/results/ablation_own_roads_2d")
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    results = (ROOT / "docs" / "results.md").read_text()
+    assert len(rows) == 6 and [line for line in rows if line not in results] == []
