@@ -136,9 +136,10 @@ def test_gpu_benchmark_script_runs_in_smoke_mode():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 2D (smoke)") or line.startswith("| 3D (smoke)")]
-    assert len(rows) == 12
+    assert len(rows) == 16
     cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
-    assert [c[1] for c in cells[:6]] == ["Dice & CE", "CLoss (soft)", "CLoss (exact)", "Thin CLoss", "clDice (50)", "compound clDice"]
+    assert [c[1] for c in cells[:8]] == ["Dice & CE", "CLoss (soft)", "CLoss (exact)", "Thin CLoss", "clDice (50)", "compound clDice",
+                                         "Skeleton Recall", "cbDice (10)"]
     assert all(c[3] == "1.00" for c in cells if c[1] == "Dice & CE") and all(float(c[2]) > 0 for c in cells)
 
 
