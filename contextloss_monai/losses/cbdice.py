@@ -18,7 +18,7 @@ from monai.losses import DiceCELoss
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_activation, check_option, check_positive_int
-from contextloss_monai.losses.pixel import activate, prepare_target
+from contextloss_monai.losses.pixel import activate, prepare_target, reduce_loss
 from contextloss_monai.topology.distance import distance_to_background
 from contextloss_monai.topology.skeleton import binary_soft_skeleton_kernel, soft_skeleton
 
@@ -144,12 +144,7 @@ class CBDiceLoss(_Loss):
             (pred_centreline * torch.where(label_radius != 0, label_radius, pred_radius)).sum(axes) + s)
         sensitivity = ((label_centreline * pred_volume).sum(axes) + s) / (
             (label_centreline * torch.where(pred_radius != 0, pred_radius, label_radius)).sum(axes) + s)
-        loss = 1.0 - 2.0 * precision * sensitivity / (precision + sensitivity)
-        if self.reduction == "mean":
-            return loss.mean()
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss
+        return reduce_loss(1.0 - 2.0 * precision * sensitivity / (precision + sensitivity), self.reduction)
 
 
 class DiceCECBDiceLoss(_Loss):

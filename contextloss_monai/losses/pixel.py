@@ -13,7 +13,7 @@ from monai.networks import one_hot
 
 from contextloss_monai.checks import check_binary
 
-__all__ = ["activate", "pixel_loss", "pixelwise_cross_entropy", "prepare_target"]
+__all__ = ["activate", "pixel_loss", "pixelwise_cross_entropy", "prepare_target", "reduce_loss"]
 
 
 def pixel_loss(
@@ -53,6 +53,15 @@ def activate(input: torch.Tensor, sigmoid: bool = False, softmax: bool = False, 
     if other_act is not None:
         return other_act(input)
     return input
+
+
+def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    """A per-sample-and-class loss reduced as MONAI's losses do: ``"mean"``, ``"sum"``, or ``"none"`` (as it is)."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
 
 
 def pixelwise_cross_entropy(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

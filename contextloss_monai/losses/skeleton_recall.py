@@ -16,7 +16,7 @@ from monai.networks import one_hot
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_activation, check_option
-from contextloss_monai.losses.pixel import activate, prepare_target
+from contextloss_monai.losses.pixel import activate, prepare_target, reduce_loss
 
 __all__ = ["SkeletonRecallLoss", "DiceCESkeletonRecallLoss"]
 
@@ -104,12 +104,7 @@ class SkeletonRecallLoss(_Loss):
         probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, 1:]
         axes = [0, *range(2, input.dim())] if self.batch else list(range(2, input.dim()))
         recall = ((probs * tube).sum(axes) + self.smooth) / (tube.sum(axes) + self.smooth)
-        loss = 1.0 - recall
-        if self.reduction == "mean":
-            return loss.mean()
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss
+        return reduce_loss(1.0 - recall, self.reduction)
 
 
 class DiceCESkeletonRecallLoss(_Loss):
