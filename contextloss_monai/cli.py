@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare-runs": ("contextloss_monai.experiment.results", "compare_runs_main", "compare two runs of one protocol image by image (an ablation's two settings)"),
     "migrate-run": ("contextloss_monai.experiment.migrate", "main", "rename a run folder written before 0.3.0 to the current method keys"),
     "bench-losses": ("contextloss_monai.benchmarks.losses", "main", "time and memory of ContextLoss against its baselines"),
+    "bench-skeleton": ("contextloss_monai.benchmarks.skeleton", "main", "the soft skeleton on packed 64-pixel words against the bool map"),
     "bench-metrics": ("contextloss_monai.benchmarks.metrics", "main", "time of the topology metrics on image sizes of the paper's datasets"),
     "bench-gpu": ("contextloss_monai.benchmarks.gpu", "main", "the paper's Table 7 (seconds per fine-tuning epoch) on a GPU"),
     "mask-gradients": ("contextloss_monai.experiment.mask_gradients", "main", "where the restricted term's gradient goes: missed or false connections"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of one device session, in one go (docs/gpu.md): the CUDA tests of the losses, skeletons, metrics
 # and post-processing; the four bundles' CUDA stage tests one at a time, each with its own limit; the demo at its
-# GPU defaults; the GPU table. Every log lands in $OUT (or ./gpu_check_out), a summary line per step in summary.txt.
+# GPU defaults; the skeleton benchmark and the GPU table. Every log lands in $OUT (or ./gpu_check_out), a summary
+# line per step in summary.txt.
 #
 # The device image has torch (CUDA 13), Python 3.12 and NumPy 2 but none of our other dependencies: fetch them
 # here first, into .whl (ignored by git), and carry it:
@@ -48,7 +49,9 @@ for step in $steps; do
         cp /tmp/demo_cuda/results.md "$out/demo_results.md" 2>/dev/null
         ;;
     table)
-        timeout 300 python3 -m contextloss_monai bench-gpu --markdown --repeats 3 > "$out/gpu_table.md" 2> "$out/gpu_table.log"
+        timeout 40 python3 -m contextloss_monai bench-skeleton --device cuda --markdown > "$out/skeleton_table.md" 2>&1
+        note "bench-skeleton --device cuda (packed words against the bool map, identical output)" $?
+        timeout 270 python3 -m contextloss_monai bench-gpu --markdown --repeats 3 > "$out/gpu_table.md" 2> "$out/gpu_table.log"
         note "bench-gpu --markdown" $?
         ;;
     *)

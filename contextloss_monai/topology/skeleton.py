@@ -6,6 +6,7 @@ import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from monai.config import NdarrayOrTensor
 from monai.losses.cldice import soft_erode, soft_open
 
 from contextloss_monai.checks import check_batched_spatial, check_binary, check_option, check_positive_int
+from contextloss_monai.topology import packed as packed_morphology
 from contextloss_monai.topology.morphology import dilate_box, erode_cross
 from contextloss_monai.topology.thinning import precompile, thin_3d
 from contextloss_monai.utils import atomic_file, content_key, to_numpy
@@ -81,7 +83,9 @@ def binary_soft_skeleton(mask: torch.Tensor, iters: int = 50) -> torch.Tensor:
     On a 0/1 map, min- and max-pooling are binary erosion and dilation and every soft operation of
     clDice's iteration (``relu(a - b)``, ``s + relu(d - s·d)``) is a logical one, so this gives exactly
     ``soft_skeleton(mask.float(), iters) > 0.5`` (tested) at a small fraction of the cost. It stops at the
-    first erosion that leaves the map unchanged, like :func:`soft_skeleton`. No gradient.
+    first erosion that leaves the map unchanged, like :func:`soft_skeleton`. No gradient. A batch of at least
+    :data:`PACKED_MIN_PIXELS` pixels (2D 2**18, 3D 2**15) is processed as words of 64 pixels
+    (:mod:`~contextloss_monai.topology.packed`), a smaller one as the bool map: the same result.
 
     Args:
         mask: a bool tensor ``(B, C, H, W)`` or ``(B, C, H, W, D)``, any device.
@@ -101,6 +105,11 @@ def binary_soft_skeleton(mask: torch.Tensor, iters: int = 50) -> torch.Tensor:
 USE_CUDA_GRAPHS = True
 _GRAPHS: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None] = OrderedDict()
 _GRAPHS_SIZE = 8
+#: spatial dimensions -> from this many pixels in a batch on, the skeleton runs on words of 64 packed pixels
+#: (:mod:`~contextloss_monai.topology.packed`); below it, on the bool map, whose few passes over a small 2D
+#: image cost less than the packed step's few dozen operations (3D shifts along strided axes cost more, so
+#: packing pays sooner). ``contextloss bench-skeleton`` times both on this machine.
+PACKED_MIN_PIXELS = {2: 1 << 18, 3: 1 << 15}
 
 
 def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
@@ -108,29 +117,32 @@ def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
     Kernel of :func:`binary_soft_skeleton` for a checked bool tensor ``(B, C, *spatial)`` and ``iters``.
 
     On a CUDA device the ``iters`` fixed steps (a few thousand small kernels, launch-bound from the host) are
-    captured once per (shape, device, ``iters``) as a CUDA graph and replayed: one launch per call, the
+    captured once per (shape, device, ``iters``, bool or packed map) as a CUDA graph and replayed: one launch per call, the
     same kernels on the same data, so the same result (tested against eager execution). The last
     ``_GRAPHS_SIZE`` shapes keep their graph (and its private memory, a few copies of the input). Set
     :data:`USE_CUDA_GRAPHS` to ``False`` to run eagerly; a capture that fails warns once per shape and falls back.
     """
+    packed = packed_morphology.AVAILABLE and img.numel() >= PACKED_MIN_PIXELS[img.dim() - 2]
     if not (img.is_cuda and USE_CUDA_GRAPHS):
-        return _soft_skeleton_steps(img, iters)
-    key = (tuple(img.shape), img.device, iters)
+        return _soft_skeleton_steps(img, iters, packed)
+    key = (tuple(img.shape), img.device, iters, packed)
     if key not in _GRAPHS:
-        _GRAPHS[key] = _capture(img, iters)
+        _GRAPHS[key] = _capture(img, iters, packed)
         if len(_GRAPHS) > _GRAPHS_SIZE:
             _GRAPHS.popitem(last=False)
     _GRAPHS.move_to_end(key)
     captured = _GRAPHS[key]
     if captured is None:
-        return _soft_skeleton_steps(img, iters)
+        return _soft_skeleton_steps(img, iters, packed)
     graph, static_in, static_out = captured
     static_in.copy_(img)
     graph.replay()
     return static_out.clone()  # the next replay overwrites static_out
 
 
-def _capture(img: torch.Tensor, iters: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None:
+def _capture(
+    img: torch.Tensor, iters: int, packed: bool
+) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None:
     """Capture :func:`_soft_skeleton_steps` for ``img``'s shape and device (a warm-up on a side stream first, as
     CUDA graph capture requires); ``None`` with a warning when the capture fails."""
     try:
@@ -139,11 +151,11 @@ def _capture(img: torch.Tensor, iters: int) -> tuple[torch.cuda.CUDAGraph, torch
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                _soft_skeleton_steps(static_in, iters)
+                _soft_skeleton_steps(static_in, iters, packed)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                static_out = _soft_skeleton_steps(static_in, iters)
+                static_out = _soft_skeleton_steps(static_in, iters, packed)
         return graph, static_in, static_out
     except RuntimeError as error:
         warnings.warn(f"CUDA graph capture of the soft skeleton failed for shape {tuple(img.shape)} ({error}); "
@@ -151,19 +163,34 @@ def _capture(img: torch.Tensor, iters: int) -> tuple[torch.cuda.CUDAGraph, torch
         return None
 
 
-def _soft_skeleton_steps(img: torch.Tensor, iters: int) -> torch.Tensor:
-    """The binary soft-skeleton iteration itself (eager)."""
-    axes = range(2, img.dim())
-    eroded = erode_cross(img, axes)  # each erosion serves twice: the opening of this step, the next step's map
-    skel = img & ~dilate_box(eroded, axes)
+def _soft_skeleton_steps(img: torch.Tensor, iters: int, packed: bool) -> torch.Tensor:
+    """The binary soft-skeleton iteration itself (eager), on the map packed 64 pixels to a word along its last
+    axis (:mod:`~contextloss_monai.topology.packed`) or on the bool map: the same erosions and dilations,
+    the same skeleton (tested)."""
+    if packed:
+        width = img.shape[-1]
+        row = packed_morphology.row_bits(width, img.device)
+        axes = range(2, img.dim() - 1)  # the spatial axes but the packed one
+
+        def erode(x: torch.Tensor) -> torch.Tensor:
+            return packed_morphology.erode_cross_packed(x, row, axes)
+
+        def dilate(x: torch.Tensor) -> torch.Tensor:
+            return packed_morphology.dilate_box_packed(x, row, axes)
+
+        img = packed_morphology.pack_bits(img)
+    else:
+        erode, dilate = partial(erode_cross, axes=range(2, img.dim())), partial(dilate_box, axes=range(2, img.dim()))
+    eroded = erode(img)  # each erosion serves twice: the opening of this step, the next step's map
+    skel = img & ~dilate(eroded)
     stop_early = not img.is_cuda  # the early-exit test reads the tensor: on a GPU run every step, sync-free
     for _ in range(iters):
         if stop_early and torch.equal(eroded, img):
             break  # a map that erosion leaves unchanged adds nothing in later steps: same result
         img = eroded
-        eroded = erode_cross(img, axes)
-        skel |= img & ~dilate_box(eroded, axes)
-    return skel
+        eroded = erode(img)
+        skel |= img & ~dilate(eroded)
+    return packed_morphology.unpack_bits(skel, width) if packed else skel
 
 
 _EXACT_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
