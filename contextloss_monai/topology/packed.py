@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import torch
 
+from contextloss_monai.topology.morphology import _halves  # the same index halves as the bool shifts
+
 __all__ = ["AVAILABLE", "WORD_BITS", "dilate_box_packed", "erode_cross_packed", "pack_bits", "row_bits", "unpack_bits"]
 
 WORD_BITS = 64
@@ -110,13 +112,6 @@ def _from_next_pixel(words: torch.Tensor, outside: int) -> torch.Tensor:
     if outside:
         shifted[..., -1] |= _SIGN_BIT
     return shifted
-
-
-def _halves(ndim: int, axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Index tuples selecting positions ``1..n-1`` and ``0..n-2`` along ``axis``."""
-    upper, lower = [slice(None)] * ndim, [slice(None)] * ndim
-    upper[axis], lower[axis] = slice(1, None), slice(None, -1)
-    return tuple(upper), tuple(lower)
 
 
 def erode_cross_packed(words: torch.Tensor, row: torch.Tensor, axes: Iterable[int]) -> torch.Tensor:
