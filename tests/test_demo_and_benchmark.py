@@ -287,3 +287,20 @@ def test_retina_fov_example_leaves_nothing_outside_and_changes_nothing_inside(tm
     assert (out / "retina_fov.png").stat().st_size > 10_000
     assert "with_fov: 0 foreground pixels outside the field of view" in capsys.readouterr().out
     assert main(["retina-fov", "--out", str(out), "--margin", "-1"]) == 2  # bad input: one line, exit 2
+
+
+def test_loss_benchmark_times_only_the_losses_asked_for_beside_dice_ce(capsys):
+    """contextloss bench-losses --losses: DiceCELoss (the ratios' base) and the named loss only, its ratio to
+    DiceCE from the same run, no clDice ratio without clDice; an unknown name is refused naming --losses."""
+    from contextloss_monai.benchmarks import losses as bench
+
+    assert bench.main(["--shapes", "2d", "--losses", "ContextLoss (soft)", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| 2x2x")]
+    assert [row[1] for row in rows] == ["DiceCELoss", "ContextLoss (soft)"]
+    assert rows[0][4] == "1.00" and float(rows[1][4]) == pytest.approx(float(rows[1][2]) / float(rows[0][2]), rel=0.05)
+    assert rows[0][5] == rows[1][5] == "—"
+    assert "2x2x512x512: ContextLoss = " in out and "clDice" not in out.split("ContextLoss = ")[1]
+    with pytest.raises(SystemExit):
+        bench.main(["--losses", "FocalLoss"])
+    assert "--losses" in capsys.readouterr().err
