@@ -241,3 +241,23 @@ def test_early_stop_on_plateau(scores, patience, epochs_run):
     assert trainer.state.epoch == epochs_run and completed == [epochs_run]  # an early stop still saves the final model
     with pytest.raises(ValueError, match="pretrain_patience must be a positive integer"):
         EarlyStopOnPlateau(validator, "val_mean_dice", 0)
+
+
+def test_early_stop_counts_improvements_below_min_delta_as_none_without_deprecation_warnings():
+    """Gains of 0.02 are not improvements with ``min_delta=0.05``: stops after ``patience`` of them; Ignite's
+    deprecated ``min_delta`` keyword is not used (no DeprecationWarning)."""
+    import warnings
+
+    from ignite.engine import Engine, Events
+
+    from contextloss_monai.handlers import EarlyStopOnPlateau
+
+    scores = [0.5, 0.52, 0.54, 0.56, 0.58]
+    validator, trainer = Engine(lambda e, b: None), Engine(lambda e, b: None)
+    validator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_mean_dice=scores[trainer.state.epoch - 1]))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: validator.run([0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        EarlyStopOnPlateau(validator, "val_mean_dice", 2, min_delta=0.05).attach(trainer)
+    trainer.run([0], max_epochs=len(scores))
+    assert trainer.state.epoch == 3

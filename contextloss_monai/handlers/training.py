@@ -104,7 +104,9 @@ class EarlyStopOnPlateau:
     def attach(self, engine: Engine) -> None:
         if self.patience is None:
             return
-        stopper = EarlyStopping(self.patience, stopping_fn_from_metric(self.metric_name), engine, min_delta=self.min_delta)
+        # the smallest improvement is the fourth argument in every Ignite we support: ``min_delta`` before 0.5.5,
+        # ``threshold`` since (``min_delta=`` by name now warns that it is deprecated)
+        stopper = EarlyStopping(self.patience, stopping_fn_from_metric(self.metric_name), engine, self.min_delta)
         self.validator.add_event_handler(Events.EPOCH_COMPLETED, stopper)
 
 
