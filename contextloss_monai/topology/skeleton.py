@@ -171,16 +171,12 @@ def _soft_skeleton_steps(img: torch.Tensor, iters: int, packed: bool) -> torch.T
         width = img.shape[-1]
         row = packed_morphology.row_bits(width, img.device)
         axes = range(2, img.dim() - 1)  # the spatial axes but the packed one
-
-        def erode(x: torch.Tensor) -> torch.Tensor:
-            return packed_morphology.erode_cross_packed(x, row, axes)
-
-        def dilate(x: torch.Tensor) -> torch.Tensor:
-            return packed_morphology.dilate_box_packed(x, row, axes)
-
+        erode = partial(packed_morphology.erode_cross_packed, row=row, axes=axes)
+        dilate = partial(packed_morphology.dilate_box_packed, row=row, axes=axes)
         img = packed_morphology.pack_bits(img)
     else:
-        erode, dilate = partial(erode_cross, axes=range(2, img.dim())), partial(dilate_box, axes=range(2, img.dim()))
+        axes = range(2, img.dim())
+        erode, dilate = partial(erode_cross, axes=axes), partial(dilate_box, axes=axes)
     eroded = erode(img)  # each erosion serves twice: the opening of this step, the next step's map
     skel = img & ~dilate(eroded)
     stop_early = not img.is_cuda  # the early-exit test reads the tensor: on a GPU run every step, sync-free
