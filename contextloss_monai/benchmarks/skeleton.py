@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.shapes:
         maps = skeleton_maps(SHAPES[name]).to(args.device)
         times, identical = time_paths(maps, args.iters, args.repeats)
-        default = "packed" if maps.numel() >= skeleton_module.PACKED_MIN_PIXELS[maps.dim() - 2] else "bool"
+        default = "packed" if skeleton_module.uses_packed_words(maps) else "bool"
         rows.append(("x".join(map(str, maps.shape)), maps.numel(), default, times["bool"] * 1000,
                      times["packed"] * 1000, times["packed"] / times["bool"], "yes" if identical else "NO"))
         print(f"  {name}: bool {rows[-1][3]:.2f} ms, packed {rows[-1][4]:.2f} ms", flush=True)

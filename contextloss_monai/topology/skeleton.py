@@ -112,6 +112,12 @@ _GRAPHS_SIZE = 8
 PACKED_MIN_PIXELS = {2: 1 << 18, 3: 1 << 15}
 
 
+def uses_packed_words(mask: torch.Tensor) -> bool:
+    """Whether the binary skeleton of ``mask`` ``(B, C, *spatial)`` runs on packed words: a little-endian machine
+    and at least :data:`PACKED_MIN_PIXELS` pixels for its number of spatial dimensions."""
+    return packed_morphology.AVAILABLE and mask.numel() >= PACKED_MIN_PIXELS[mask.dim() - 2]
+
+
 def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
     """
     Kernel of :func:`binary_soft_skeleton` for a checked bool tensor ``(B, C, *spatial)`` and ``iters``.
@@ -122,7 +128,7 @@ def binary_soft_skeleton_kernel(img: torch.Tensor, iters: int) -> torch.Tensor:
     ``_GRAPHS_SIZE`` shapes keep their graph (and its private memory, a few copies of the input). Set
     :data:`USE_CUDA_GRAPHS` to ``False`` to run eagerly; a capture that fails warns once per shape and falls back.
     """
-    packed = packed_morphology.AVAILABLE and img.numel() >= PACKED_MIN_PIXELS[img.dim() - 2]
+    packed = uses_packed_words(img)
     if not (img.is_cuda and USE_CUDA_GRAPHS):
         return _soft_skeleton_steps(img, iters, packed)
     key = (tuple(img.shape), img.device, iters, packed)
