@@ -199,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         logits, target = make_inputs(shape)
         logits, target = logits.to(args.device), target.to(args.device)
         memory = {name: peak_memory_mb(name, logits, target) for name in names}
-        timings = {}
+        timings, modules = {}, losses()
         for name in names:
-            timings[name] = time_loss(losses()[name], logits, target, args.repeats)
+            timings[name] = time_loss(modules[name], logits, target, args.repeats)
             print(f"  {shape_name} {name}: {timings[name] * 1000:.1f} ms", flush=True)
         for name in timings:
             rows.append(
