@@ -30,6 +30,7 @@ __all__ = [
     "check_connectivity",
     "check_field_of_view",
     "check_option",
+    "check_non_negative",
     "check_plain_name",
     "check_positive_int",
     "check_same_shape",
@@ -90,6 +91,21 @@ def check_unit_interval(value: float, name: str) -> float:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.") from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}.")
+    return value
+
+
+def check_non_negative(value: float, name: str) -> float:
+    """Return ``value`` as float if it is a finite number ``>= 0`` (a loss term's weight).
+
+    Raises:
+        ValueError: when ``value`` is not a number, is negative, infinite or NaN.
+    """
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.") from None
+    if not 0.0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
     return value
 
 

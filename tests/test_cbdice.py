@@ -97,8 +97,9 @@ def test_the_compound_is_dice_plus_weighted_cross_entropy_plus_cbdice_and_bad_in
         CBDiceLoss(smooth=0)
     with pytest.raises(ValueError, match="iters"):
         CBDiceLoss(iters=0)
-    with pytest.raises(ValueError, match="weight"):
-        DiceCECBDiceLoss(weight=-1)
+    for weight in (-1, float("nan"), float("inf"), "heavy"):  # a NaN weight would train a NaN model
+        with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
+            DiceCECBDiceLoss(weight=weight)
     with pytest.raises(ValueError, match="background and at least one foreground"):
         CBDiceLoss(sigmoid=True)(torch.randn(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="class indices"):

@@ -143,6 +143,25 @@ def test_gpu_benchmark_script_runs_in_smoke_mode():
     assert all(c[3] == "1.00" for c in cells if c[1] == "Dice & CE") and all(float(c[2]) > 0 for c in cells)
 
 
+def test_benchmark_tables_share_one_layout():
+    """The benchmarks' tables: Markdown rows as the docs quote them; plain text in aligned columns, numbers (and
+    ratios, and "—") right-aligned, text left-aligned; a row of the wrong length is refused."""
+    from contextloss_monai.benchmarks.table import format_table
+
+    header = ("shape", "loss", "ms", "x DiceCE")
+    rows = [("2x2x64x64", "DiceCELoss", "3.5", "1.00x"), ("2x2x64x64", "ContextLoss (soft)", "31.0", "—")]
+    assert format_table(header, rows, markdown=True).splitlines() == [
+        "| shape | loss | ms | x DiceCE |", "|---|---|---|---|",
+        "| 2x2x64x64 | DiceCELoss | 3.5 | 1.00x |", "| 2x2x64x64 | ContextLoss (soft) | 31.0 | — |"]
+    lines = format_table(header, rows, markdown=False).splitlines()
+    assert lines == ["shape      loss                  ms  x DiceCE",
+                     "2x2x64x64  DiceCELoss           3.5     1.00x",
+                     "2x2x64x64  ContextLoss (soft)  31.0         —"]
+    assert format_table(header, [], markdown=False) == "shape  loss  ms  x DiceCE"
+    with pytest.raises(ValueError, match="4 cells"):
+        format_table(header, [("2x2x64x64", "DiceCELoss")], markdown=True)
+
+
 def test_paired_comparison_counts_and_wilcoxon(tmp_path):
     """Per-image differences pooled over folds: better / worse in the metric's own direction, Wilcoxon p from SciPy."""
     from scipy.stats import wilcoxon

@@ -107,8 +107,9 @@ def test_the_compound_is_dice_ce_plus_the_weighted_recall():
     torch.testing.assert_close(compound(logits, label, tube), expected)
     per_class = SkeletonRecallLoss(to_onehot_y=True, softmax=True, reduction="none")(logits, label, tube)
     assert per_class.shape == (1, 1) and 0 <= per_class.item() <= 1
-    with pytest.raises(ValueError, match="weight"):
-        DiceCESkeletonRecallLoss(weight=-1)
+    for weight in (-1, float("nan"), float("inf"), "heavy"):  # a NaN weight would train a NaN model
+        with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
+            DiceCESkeletonRecallLoss(weight=weight)
 
 
 def test_the_bundles_stack_the_tube_on_the_label_only_for_skeleton_recall():

@@ -25,6 +25,8 @@ import time
 
 import torch
 
+from contextloss_monai.benchmarks.table import format_table, markdown_row
+
 #: dataset -> (spatial patch, batch size, input channels); the paper's nnU-Net patches (CLD 160²×90 padded
 #: to 96 so that DynUNet's five poolings divide it), batch sizes that fit one 80 GB GPU with every loss
 PAPER_PATCHES = {
@@ -167,17 +169,15 @@ def bench_dataset(
     return rows
 
 
-HEADER = ("| dataset (patch, batch) | loss | step ms | × Dice & CE | × clDice | peak GB | × clDice memory | loss ms | "
-          "loss × Dice & CE | host copies per loss call |\n|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("dataset (patch, batch)", "loss", "step ms", "× Dice & CE", "× clDice", "peak GB", "× clDice memory", "loss ms",
+          "loss × Dice & CE", "host copies per loss call")
 
 
-def markdown_rows(rows: list[dict]) -> str:
-    return "\n".join(
-        f"| {r['dataset']} ({r['patch']}, {r['batch']}) | {r['loss']} | {r['step_ms']:.1f} | {r['step_x_dice_ce']:.2f} | "
-        f"{r['step_x_cldice']:.2f} | {r['peak_gb']:.1f} | {r['memory_x_cldice']:.2f} | {r['loss_ms']:.1f} | "
-        f"{r['loss_x_dice_ce']:.1f} | {r['host_copies']} |"
-        for r in rows
-    )
+def table_cells(r: dict) -> tuple[str, ...]:
+    """One row of :func:`bench_dataset` as the cells of :data:`HEADER`."""
+    return (f"{r['dataset']} ({r['patch']}, {r['batch']})", r["loss"], f"{r['step_ms']:.1f}", f"{r['step_x_dice_ce']:.2f}",
+            f"{r['step_x_cldice']:.2f}", f"{r['peak_gb']:.1f}", f"{r['memory_x_cldice']:.2f}", f"{r['loss_ms']:.1f}",
+            f"{r['loss_x_dice_ce']:.1f}", str(r["host_copies"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     started = time.perf_counter()
     print(f"Device: {device_name}; torch {torch.__version__}; bf16 autocast, SGD; median of up to {repeats} repeats.\n")
-    print(HEADER if args.markdown else HEADER.splitlines()[0].replace("|", " ").strip(), flush=True)
+    print(format_table(HEADER, [], markdown=args.markdown), flush=True)
     for name, (spatial, batch, channels) in patches.items():  # each dataset's rows as soon as they are measured
         print(f"{name}: patch {spatial}, batch {batch} ...", file=sys.stderr, flush=True)
-        table = markdown_rows(bench_dataset(name, spatial, batch, channels, device, repeats, levels=4 if args.smoke else 6))
-        print(table if args.markdown else table.replace("|", " "), flush=True)
+        rows = bench_dataset(name, spatial, batch, channels, device, repeats, levels=4 if args.smoke else 6)
+        print("\n".join(markdown_row(table_cells(r)) if args.markdown else "  ".join(table_cells(r)) for r in rows), flush=True)
     print(f"\n{time.perf_counter() - started:.0f} s in all", file=sys.stderr)
     return 0
 

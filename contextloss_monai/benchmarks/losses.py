@@ -37,6 +37,7 @@ from monai.losses import DiceCELoss, SoftDiceclDiceLoss
 from scipy import ndimage
 
 from contextloss_monai.losses import CompoundClDiceLoss, ContextLoss, DiceCECBDiceLoss, DiceCESkeletonRecallLoss
+from contextloss_monai.benchmarks.table import format_table
 
 SHAPES = {"2d": (2, 2, 512, 512), "3d": (2, 2, 96, 96, 48)}
 
@@ -216,15 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     header = ("shape", "loss", "fwd+bwd ms", "peak MiB", "x DiceCE", "x clDice")
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for r in rows:
-            print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.0f} | {r[4]:.2f} | {_ratio(r[5])} |")
-    else:
-        print(f"{header[0]:<16} {header[1]:<30} {header[2]:>11} {header[3]:>9} {header[4]:>9} {header[5]:>9}")
-        for r in rows:
-            print(f"{r[0]:<16} {r[1]:<30} {r[2]:>11.1f} {r[3]:>9.0f} {r[4]:>9.2f} {_ratio(r[5]):>9}")
+    cells = [(r[0], r[1], f"{r[2]:.1f}", f"{r[3]:.0f}", f"{r[4]:.2f}", _ratio(r[5])) for r in rows]
+    print(format_table(header, cells, markdown=args.markdown))
     for shape_name in args.shapes if "ContextLoss (soft)" in names else []:
         shape = "x".join(map(str, SHAPES[shape_name]))
         r = {row[1]: row for row in rows if row[0] == shape}["ContextLoss (soft)"]

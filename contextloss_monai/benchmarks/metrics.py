@@ -27,6 +27,7 @@ from scipy import ndimage
 from skimage.measure import label as sk_label
 from skimage.morphology import skeletonize as sk_skeletonize
 
+from contextloss_monai.benchmarks.table import format_table
 from contextloss_monai.metrics import compute_ags, compute_betti_error, compute_cldice, compute_e0_gt
 from contextloss_monai.topology import tile_slices
 
@@ -202,12 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, t_cold, t_warm, max(rss_cold, rss_warm), t_naive, rss_naive, t_naive / t_warm, identical))
 
     header = ("case", "ours cold s", "ours warm s", "ours peak GB", "straightforward s", "process peak GB", "speed-up (warm)", "identical")
-    if args.markdown:
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for r in rows:
-            print(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.2f} | {r[4]:.1f} | {r[5]:.2f} | {r[6]:.1f}x | {'yes' if r[7] else 'NO'} |")
-    else:
-        for r in rows:
-            print(dict(zip(header, r)))
+    cells = [(r[0], f"{r[1]:.1f}", f"{r[2]:.1f}", f"{r[3]:.2f}", f"{r[4]:.1f}", f"{r[5]:.2f}", f"{r[6]:.1f}x", "yes" if r[7] else "NO")
+             for r in rows]
+    print(format_table(header, cells, markdown=args.markdown))
 
     return 0

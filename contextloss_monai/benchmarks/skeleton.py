@@ -22,6 +22,7 @@ import time
 import torch
 
 from contextloss_monai.benchmarks.losses import make_inputs
+from contextloss_monai.benchmarks.table import format_table
 from contextloss_monai.losses.context_loss import binarize_prediction
 from contextloss_monai.topology import skeleton as skeleton_module
 from contextloss_monai.topology.packed import AVAILABLE
@@ -94,15 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("x".join(map(str, maps.shape)), maps.numel(), default, times["bool"] * 1000,
                      times["packed"] * 1000, times["packed"] / times["bool"], "yes" if identical else "NO"))
         print(f"  {name}: bool {rows[-1][3]:.2f} ms, packed {rows[-1][4]:.2f} ms", flush=True)
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for r in rows:
-            print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]} |")
-    else:
-        print(f"{header[0]:<16} {header[1]:>9} {header[2]:>8} {header[3]:>9} {header[4]:>10} {header[5]:>14} {header[6]:>10}")
-        for r in rows:
-            print(f"{r[0]:<16} {r[1]:>9} {r[2]:>8} {r[3]:>9.2f} {r[4]:>10.2f} {r[5]:>14.2f} {r[6]:>10}")
+    cells = [(r[0], r[1], r[2], f"{r[3]:.2f}", f"{r[4]:.2f}", f"{r[5]:.2f}", r[6]) for r in rows]
+    print(format_table(header, cells, markdown=args.markdown))
     return 0 if all(r[6] == "yes" for r in rows) else 1
 
 

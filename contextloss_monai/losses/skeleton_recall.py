@@ -15,7 +15,7 @@ from monai.losses import DiceCELoss
 from monai.networks import one_hot
 from torch.nn.modules.loss import _Loss
 
-from contextloss_monai.checks import check_activation, check_option
+from contextloss_monai.checks import check_activation, check_non_negative, check_option
 from contextloss_monai.losses.pixel import activate, prepare_target, reduce_loss
 
 __all__ = ["SkeletonRecallLoss", "DiceCESkeletonRecallLoss"]
@@ -122,9 +122,7 @@ class DiceCESkeletonRecallLoss(_Loss):
 
     def __init__(self, weight: float = 1.0, on_the_fly: bool = False, smooth: float = 1e-5, include_background: bool = False, **kwargs) -> None:
         super().__init__()
-        if weight < 0:
-            raise ValueError(f"weight must be >= 0, got {weight}.")
-        self.weight = float(weight)
+        self.weight = check_non_negative(weight, "weight")
         self.dice_ce = DiceCELoss(include_background=include_background, **kwargs)
         self.skeleton_recall = SkeletonRecallLoss(smooth=smooth, on_the_fly=on_the_fly, **kwargs)
 
