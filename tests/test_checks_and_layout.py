@@ -144,6 +144,26 @@ def test_run_layout_names_agree_with_the_bundles(tmp_path):
     assert [m.label for m in ablation[2:]] == ["CLoss (γ = 0.2), mask_mean reading", "CLoss (γ = 0.2)", "clDice (γ = 0.2)"]
 
 
+def test_each_method_can_carry_its_own_weights():
+    """``--methods name:γ``: CLoss at 0.2 and the alternatives at their authors' 1 in one run, the others at
+    ``--gammas``; a method asked twice runs once; an unknown loss, a weight for dice_ce, a weight that is not a
+    number or out of [0, 1] is refused naming --methods / gamma, and the command exits with a usage error."""
+    from contextloss_monai.experiment import methods_for
+    from contextloss_monai.experiment.benchmark import main as benchmark
+
+    methods = methods_for(["dice_ce", "context:0.2", "skeleton_recall:1", "cbdice:1", "cldice", "thin_context:0.1,0.2"], [0.5])
+    assert [m.key for m in methods] == ["pretrained", "dice_ce", "context_g0.2", "skeleton_recall_g1", "cbdice_g1", "cldice_g0.5",
+                                        "thin_context_g0.1", "thin_context_g0.2"]
+    assert [m.key for m in methods_for(["context", "context:0.2", "context:0.2"], [0.2])] == ["pretrained", "context_g0.2"]
+    for spec, match in (("focal", "--methods: 'focal' is not a loss"), ("dice_ce:0.2", "dice_ce has no weight"),
+                        ("context:heavy", "name:gamma"), ("context:", "name:gamma"), ("context:2", "gamma must be in")):
+        with pytest.raises(ValueError, match=match):
+            methods_for([spec], [0.2])
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark(["--bundle", "roads_2d", "--methods", "context:heavy"])
+    assert exit_info.value.code == 2
+
+
 def test_one_naming_rule_for_keys_and_labels():
     """Key and label name the reading exactly when it is not the default; what a loss does not use does not name it."""
     from contextloss_monai.method import LOSS_NAMES

@@ -8,6 +8,7 @@ adds its methods and folds to the results (a method and fold run again replace t
 
 Example:
     contextloss benchmark --bundle roads_2d --folds 0 1 2 --methods dice_ce context --gammas 0.2
+    contextloss benchmark --bundle roads_2d --folds 0 1 2 --methods dice_ce context:0.2 skeleton_recall:1 cbdice:1
     contextloss benchmark --bundle vessap_3d --data /data/vessap_prepared --folds 0 1 2 3 4
     contextloss benchmark --bundle vessap_3d --out outputs/comparison_vessap_3d --folds 0 --methods dice_ce --archive docs/results/comparison_vessap_3d
     contextloss benchmark --bundle path/to/my_bundle --data data/mine     # a bundle folder of your own
@@ -55,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                         "bundle made by contextloss bundle new, its own dataset)")
     parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmark_<bundle name>)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--methods", nargs="+", default=list(LOSS_NAMES), choices=list(LOSS_NAMES))
-    parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.5])
+    parser.add_argument("--methods", nargs="+", default=list(LOSS_NAMES), metavar="NAME[:GAMMA,...]",
+                        help=f"fine-tuning losses, of {', '.join(LOSS_NAMES)} (default: all); name:γ gives one its own weights, "
+                        "e.g. context:0.2 skeleton_recall:1")
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.5], help="the weights of the methods named without one")
     parser.add_argument("--restricted", nargs="+", default=[DEFAULT_RESTRICTED], choices=list(RESTRICTED_READINGS),
                         help="readings of CLoss's restricted term; several: each ContextLoss method once per reading (the ablation)")
     parser.add_argument("--epochs", type=int, default=PRETRAIN_MAX_EPOCHS, help="the most pretraining epochs")
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also copy the tables and the per-image metrics they come from to DIR (a few kB, to commit; e.g. docs/results/<run>)")
     parser.add_argument("--verbose", action="store_true", help="the stages' log lines on the terminal too (always in each run's logs/)")
     args = parser.parse_args(argv)
+    try:
+        methods = methods_for(args.methods, args.gammas, tuple(args.restricted))
+    except ValueError as error:
+        parser.error(str(error))
 
     from contextloss_monai.data.synthetic import write_synthetic_dataset
 
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides.setdefault("pretrain_patience", args.patience or None)
     overrides.setdefault("finetune_steps", args.finetune_steps or None)
     start = time.perf_counter()
-    rows = run_experiment(bundle, out, data, args.folds, methods_for(args.methods, args.gammas, tuple(args.restricted)), args.epochs,
+    rows = run_experiment(bundle, out, data, args.folds, methods, args.epochs,
                           verbose=args.verbose, **overrides)
     rows = merge_results(out, rows)  # earlier runs into the same folder stay in the tables
     folds = sorted({int(r["fold"]) for r in rows})

@@ -19,7 +19,7 @@ from contextloss_monai.experiment.migrate import check_naming
 from contextloss_monai.experiment.results import epoch_seconds, stage_steps
 from contextloss_monai.experiment.stage_log import stage_output
 from contextloss_monai.layout import RunLayout
-from contextloss_monai.method import CONTEXT_LOSS_NAMES, DEFAULT_RESTRICTED, Method
+from contextloss_monai.method import CONTEXT_LOSS_NAMES, DEFAULT_RESTRICTED, LOSS_NAMES, Method
 
 __all__ = ["FINETUNE_STEPS", "Method", "PRETRAIN_MAX_EPOCHS", "PRETRAIN_PATIENCE", "bundle_setting", "device_override", "evaluate", "finetune", "methods_for", "parse_overrides", "pretrain", "run_experiment", "run_stage"]
 
@@ -137,14 +137,35 @@ def evaluate(bundle_dir, work_dir, method: Method, verbose: bool = False, **over
 
 def methods_for(names: list[str], gammas: list[float], readings: tuple[str, ...] = (DEFAULT_RESTRICTED,)) -> list[Method]:
     """Pretraining only, then each named fine-tuning method (``dice_ce`` once, the others per γ, the
-    ContextLoss variants also per reading of the restricted term)."""
+    ContextLoss variants also per reading of the restricted term).
+
+    Args:
+        names: loss names of :data:`~contextloss_monai.method.LOSS_NAMES`, each optionally with its own weights,
+            ``name:γ`` or ``name:γ1,γ2`` (e.g. ``context:0.2 skeleton_recall:1``: CLoss and Skeleton Recall each at
+            its usual weight in one run); a name without weights takes ``gammas``.
+        gammas: the weights of the names that give none.
+        readings: the readings of the restricted term, for the ContextLoss variants.
+
+    Raises:
+        ValueError: naming ``--methods`` for an unknown loss, weights that are not numbers, or weights given to
+            ``dice_ce``, which has none; an out-of-range weight is refused by :class:`Method`.
+    """
     methods = [Method(None)]
-    for name in names:
+    for spec in names:
+        name, has_own, own = str(spec).partition(":")
+        if name not in LOSS_NAMES:
+            raise ValueError(f"--methods: {name!r} is not a loss; expected one of {sorted(LOSS_NAMES)}, optionally as name:gamma[,gamma...].")
+        if has_own and name == "dice_ce":
+            raise ValueError(f"--methods: dice_ce has no weight, got {spec!r}.")
+        try:
+            weights = [float(g) for g in own.split(",")] if has_own else list(gammas)
+        except ValueError:
+            raise ValueError(f"--methods: {spec!r} must be name:gamma[,gamma...] with numbers for the weights.") from None
         if name == "dice_ce":
             methods.append(Method(name, 0.0))
         else:
-            methods += [Method(name, g, r) for g in gammas for r in (readings if name in CONTEXT_LOSS_NAMES else (DEFAULT_RESTRICTED,))]
-    return methods
+            methods += [Method(name, g, r) for g in weights for r in (readings if name in CONTEXT_LOSS_NAMES else (DEFAULT_RESTRICTED,))]
+    return list(dict.fromkeys(methods))  # a method asked for twice runs once
 
 
 def run_experiment(
