@@ -7,7 +7,8 @@ import torch
 from conftest import line_with_gap, logits_from, requires_cuda, tube_with_gap
 from monai.losses import DeepSupervisionLoss, DiceCELoss, DiceLoss, SoftclDiceLoss, SoftDiceclDiceLoss
 
-from contextloss_monai.losses import ClDiceLoss, CompoundClDiceLoss, ContextLoss, pixelwise_cross_entropy
+from contextloss_monai.losses import (ClDiceLoss, CompoundClDiceLoss, ContextLoss, DiceCECBDiceLoss, DiceCESkeletonRecallLoss,
+                                     pixelwise_cross_entropy)
 from contextloss_monai.topology import critical_pixel_mask
 
 
@@ -112,6 +113,32 @@ def test_sigmoid_single_channel_path():
     assert torch.isfinite(logits.grad).all() and (logits.grad[label & ~pred] < 0).all()
     perfect = ContextLoss(gamma=0.2, sigmoid=True)(((label.float() * 2 - 1) * 4), label.float())
     assert torch.allclose(perfect, 0.8 * _dice_ce(sigmoid=True)((label.float() * 2 - 1) * 4, label.float()))
+
+
+def test_one_channel_is_the_foreground_without_a_warning_per_step():
+    """A binary sigmoid model (one channel) with the default include_background=False: MONAI keeps the only channel
+    but warns at every call; our losses give the same value as with include_background=True and stay silent. With
+    two channels include_background=False still leaves the background out."""
+    import warnings
+
+    from contextloss_monai.losses import ForegroundDiceCELoss
+
+    pred, label = line_with_gap()
+    logits, target = (pred.float() * 2 - 1) * 4 + 0.3, label.float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # MONAI's "single channel prediction" warning would fail here
+        values = [ContextLoss(gamma=0.2, sigmoid=True)(logits, target), CompoundClDiceLoss(gamma=0.2, sigmoid=True)(logits, target),
+                  ForegroundDiceCELoss(sigmoid=True)(logits, target)]
+    expected = [ContextLoss(gamma=0.2, sigmoid=True, include_background=True)(logits, target),
+                CompoundClDiceLoss(gamma=0.2, sigmoid=True, include_background=True)(logits, target),
+                DiceCELoss(sigmoid=True, include_background=True)(logits, target)]
+    for value, reference in zip(values, expected):
+        torch.testing.assert_close(value, reference)
+    two = logits_from(pred)
+    torch.testing.assert_close(ForegroundDiceCELoss(softmax=True, to_onehot_y=True)(two, target),
+                               DiceCELoss(softmax=True, to_onehot_y=True, include_background=False)(two, target))
+    assert not torch.allclose(ForegroundDiceCELoss(softmax=True, to_onehot_y=True)(two, target),
+                              DiceCELoss(softmax=True, to_onehot_y=True, include_background=True)(two, target))
 
 
 @pytest.mark.parametrize("restricted", ["hadamard", "mask_mean"])
@@ -299,6 +326,8 @@ CUDA_LOSSES = {
     "thin_context": lambda: ContextLoss(gamma=0.2, context=False, to_onehot_y=True, softmax=True),
     "cldice": lambda: ClDiceLoss(gamma=0.2, to_onehot_y=True, softmax=True),
     "compound_cldice": lambda: CompoundClDiceLoss(gamma=0.2, to_onehot_y=True, softmax=True),
+    "skeleton_recall": lambda: DiceCESkeletonRecallLoss(on_the_fly=True, to_onehot_y=True, softmax=True),  # the tube from the label
+    "cbdice": lambda: DiceCECBDiceLoss(to_onehot_y=True, softmax=True),
 }
 
 

@@ -5,7 +5,7 @@ from contextloss_monai.losses.cldice import ClDiceLoss, CompoundClDiceLoss
 from contextloss_monai.losses.context_loss import DEFAULT_RESTRICTED, RESTRICTED_READINGS, ContextLoss, binarize_prediction
 from contextloss_monai.losses.field_of_view import OUTSIDE_LABEL, FieldOfViewLoss
 from contextloss_monai.losses.skeleton_recall import DiceCESkeletonRecallLoss, SkeletonRecallLoss
-from contextloss_monai.losses.pixel import pixel_loss, pixelwise_cross_entropy, prepare_target
+from contextloss_monai.losses.pixel import ForegroundDiceCELoss, pixel_loss, pixelwise_cross_entropy, prepare_target
 
 __all__ = [
     "CBDiceLoss",
@@ -16,6 +16,7 @@ __all__ = [
     "DiceCECBDiceLoss",
     "DiceCESkeletonRecallLoss",
     "FieldOfViewLoss",
+    "ForegroundDiceCELoss",
     "OUTSIDE_LABEL",
     "RESTRICTED_READINGS",
     "SkeletonRecallLoss",

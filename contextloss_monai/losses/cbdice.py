@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from monai.losses import DiceCELoss
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_activation, check_non_negative, check_option, check_positive_int
-from contextloss_monai.losses.pixel import activate, prepare_target, reduce_loss
+from contextloss_monai.losses.pixel import ForegroundDiceCELoss, activate, prepare_target, reduce_loss
 from contextloss_monai.topology.distance import distance_to_background
 from contextloss_monai.topology.skeleton import binary_soft_skeleton_kernel, soft_skeleton
 
@@ -164,7 +163,7 @@ class DiceCECBDiceLoss(_Loss):
     def __init__(self, weight: float = 1.0, iters: int = 10, smooth: float = 1e-3, include_background: bool = False, **kwargs) -> None:
         super().__init__()
         self.weight = check_non_negative(weight, "weight")
-        self.dice_ce = DiceCELoss(include_background=include_background, lambda_ce=1.0 + self.weight, **kwargs)
+        self.dice_ce = ForegroundDiceCELoss(include_background=include_background, lambda_ce=1.0 + self.weight, **kwargs)
         self.cbdice = CBDiceLoss(iters=iters, smooth=smooth, **kwargs)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -108,14 +108,10 @@ class CompoundClDiceLoss(_Loss):
         self.reduction = look_up_option(reduction, DiceCEReduction).value
         self.to_onehot_y = to_onehot_y
         self.pixel_loss = pixel_loss(self.alpha, include_background, sigmoid, softmax, other_act, self.reduction, smooth_nr, smooth_dr)
-        self.cldice = SoftclDiceLoss(
-            iter_=check_positive_int(iters, "iters"),
-            include_background=include_background,
-            sigmoid=sigmoid,
-            softmax=softmax,
-            other_act=other_act,
-            reduction=self.reduction,
-        )
+        cldice = dict(iter_=check_positive_int(iters, "iters"), sigmoid=sigmoid, softmax=softmax, other_act=other_act, reduction=self.reduction)
+        self.cldice = SoftclDiceLoss(include_background=include_background, **cldice)
+        # a one-channel input is the foreground, without MONAI's warning at every call (as ForegroundDiceCELoss)
+        self.cldice_one_channel = None if include_background else SoftclDiceLoss(include_background=True, **cldice)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
@@ -131,4 +127,5 @@ class CompoundClDiceLoss(_Loss):
         pixel = self.pixel_loss(input, target)
         if self.gamma == 0.0:
             return pixel
-        return (1.0 - self.gamma) * pixel + self.gamma * self.cldice(input, target)
+        cldice = self.cldice_one_channel if self.cldice_one_channel is not None and input.shape[1] == 1 else self.cldice
+        return (1.0 - self.gamma) * pixel + self.gamma * cldice(input, target)

@@ -13,7 +13,32 @@ from monai.networks import one_hot
 
 from contextloss_monai.checks import check_binary
 
-__all__ = ["activate", "pixel_loss", "pixelwise_cross_entropy", "prepare_target", "reduce_loss"]
+__all__ = ["ForegroundDiceCELoss", "activate", "pixel_loss", "pixelwise_cross_entropy", "prepare_target", "reduce_loss"]
+
+
+class ForegroundDiceCELoss(DiceCELoss):
+    """MONAI's :class:`~monai.losses.DiceCELoss` that reads a one-channel input as the foreground without a word.
+
+    With ``include_background=False`` (this package's default) MONAI already keeps a one-channel input's only
+    channel — there is no background channel to leave out — but warns at every call; a binary sigmoid model
+    would print that warning at every step. Here a one-channel input goes to the same loss built with
+    ``include_background=True``: the same value, no warning. With two or more channels it is ``DiceCELoss``.
+
+    Args:
+        include_background: as in ``DiceCELoss``; ``False`` leaves channel 0 out of the Dice when there are two
+            or more channels.
+        kwargs: ``DiceCELoss``'s other arguments.
+    """
+
+    def __init__(self, include_background: bool = False, **kwargs) -> None:
+        super().__init__(include_background=include_background, **kwargs)
+        self.one_channel = None if include_background else DiceCELoss(include_background=True, **kwargs)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``input`` ``(B, N, *spatial)`` against ``target`` (as ``DiceCELoss``)."""
+        if self.one_channel is not None and input.shape[1] == 1:
+            return self.one_channel(input, target)
+        return super().forward(input, target)
 
 
 def pixel_loss(
@@ -26,10 +51,11 @@ def pixel_loss(
     smooth_nr: float = 1e-5,
     smooth_dr: float = 1e-5,
     batch: bool = False,
-) -> DiceCELoss:
+) -> ForegroundDiceCELoss:
     """``L_pixel = (1 − α)·L_Dice + α·L_CE`` (paper Eq. 1) as MONAI's :class:`~monai.losses.DiceCELoss`
-    (``lambda_dice = 1 − α``, ``lambda_ce = α``) for one-hot targets; ``alpha`` is checked by the caller."""
-    return DiceCELoss(
+    (``lambda_dice = 1 − α``, ``lambda_ce = α``; :class:`ForegroundDiceCELoss`: a one-channel input is the
+    foreground) for one-hot targets; ``alpha`` is checked by the caller."""
+    return ForegroundDiceCELoss(
         include_background=include_background,
         sigmoid=sigmoid,
         softmax=softmax,

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from monai.losses import DiceCELoss
 from monai.networks import one_hot
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_activation, check_non_negative, check_option
-from contextloss_monai.losses.pixel import activate, prepare_target, reduce_loss
+from contextloss_monai.losses.pixel import ForegroundDiceCELoss, activate, prepare_target, reduce_loss
 
 __all__ = ["SkeletonRecallLoss", "DiceCESkeletonRecallLoss"]
 
@@ -123,7 +122,7 @@ class DiceCESkeletonRecallLoss(_Loss):
     def __init__(self, weight: float = 1.0, on_the_fly: bool = False, smooth: float = 1e-5, include_background: bool = False, **kwargs) -> None:
         super().__init__()
         self.weight = check_non_negative(weight, "weight")
-        self.dice_ce = DiceCELoss(include_background=include_background, **kwargs)
+        self.dice_ce = ForegroundDiceCELoss(include_background=include_background, **kwargs)
         self.skeleton_recall = SkeletonRecallLoss(smooth=smooth, on_the_fly=on_the_fly, **kwargs)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, tube: torch.Tensor | None = None) -> torch.Tensor:
