@@ -78,8 +78,34 @@ def test_the_tube_can_be_computed_on_the_fly_and_a_forgotten_tube_is_named():
         SkeletonRecallLoss(include_background=True)
     with pytest.raises(ValueError, match="class indices"):
         SkeletonRecallLoss(to_onehot_y=True, softmax=True)(logits, label, tube * 3)
-    with pytest.raises(ValueError, match="background and at least one foreground channel"):
-        SkeletonRecallLoss(sigmoid=True)(torch.randn(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="needs sigmoid=True"):
+        SkeletonRecallLoss(softmax=True)(torch.randn(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+def test_a_binary_sigmoid_model_gets_the_recall_of_its_one_channel():
+    """One channel with sigmoid (a binary model): the recall of that channel over the binary tube, equal to the
+    two-channel softmax recall whose foreground logit margin is the same; the tube on the fly is the pipeline's;
+    Dice & CE + Skeleton Recall takes it too, silently."""
+    import warnings
+
+    label = _thick_line()
+    tube = SkeletonTube()(label[0])[None]
+    prediction = label.clone()
+    prediction[..., 8:11] = 0  # one gap
+    one_channel = 10 * prediction - 5  # sigmoid(x) = softmax([0, x])[1]
+    two_channels = torch.cat([torch.zeros_like(one_channel), one_channel], dim=1)
+    sigmoid = SkeletonRecallLoss(sigmoid=True)
+    value = sigmoid(one_channel, label, tube)
+    torch.testing.assert_close(value, SkeletonRecallLoss(to_onehot_y=True, softmax=True)(two_channels, label, tube))
+    assert 0.02 < value.item() < 0.5  # the gap's share of the tube is missed
+    covering = sigmoid(10 * label - 5, label, tube)  # every tube pixel at probability sigmoid(5)
+    assert covering.item() == pytest.approx(1 - torch.sigmoid(torch.tensor(5.0)).item(), rel=1e-3)
+    torch.testing.assert_close(SkeletonRecallLoss(sigmoid=True, on_the_fly=True)(one_channel, label), value)
+    assert SkeletonRecallLoss(sigmoid=True, reduction="none")(one_channel, label, tube).shape == (1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compound = DiceCESkeletonRecallLoss(sigmoid=True, on_the_fly=True)(one_channel, label)
+    torch.testing.assert_close(compound, DiceCELoss(sigmoid=True)(one_channel, label) + value)
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])

@@ -27,10 +27,13 @@ _MISSING_TUBE = (
 
 
 def _tube_on_the_fly(onehot: torch.Tensor) -> torch.Tensor:
-    """The one-hot tubed skeleton of one-hot targets ``(B, N, *spatial)``: the pipeline's transform per sample."""
+    """The one-hot tubed skeleton of one-hot targets ``(B, N, *spatial)``: the pipeline's transform per sample
+    (``N = 1``: the binary foreground itself, and its binary tube)."""
     from contextloss_monai.transforms.skeleton_tube import SkeletonTube
 
     tube = SkeletonTube()
+    if onehot.shape[1] == 1:
+        return torch.stack([tube(label) for label in onehot])
     return one_hot(torch.stack([tube(label) for label in onehot.argmax(dim=1, keepdim=True)]), num_classes=onehot.shape[1])
 
 
@@ -42,10 +45,10 @@ class SkeletonRecallLoss(_Loss):
 
     Args:
         include_background: must be ``False``: the recall is of the foreground classes' skeletons (the authors
-            refuse the background too).
+            refuse the background too). A one-channel input (a binary ``sigmoid`` model) is the foreground.
         to_onehot_y: the tube (and the target) are class indices ``(B, 1, *spatial)``, one-hot encoded here.
         sigmoid, softmax, other_act: the activation of ``input`` (at most one), as in MONAI's losses.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(B, C − 1)``, or ``(C − 1,)`` with ``batch``).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(B, N − 1)``, or ``(N − 1,)`` with ``batch``; ``N − 1`` read as 1 for one channel).
         smooth: added to the sums (the authors: 1e-5).
         batch: sum over the batch before dividing, one recall per class (nnU-Net's ``batch_dice``).
         on_the_fly: without a ``tube``, compute it from the target on the CPU at each call (a quick start;
@@ -81,17 +84,20 @@ class SkeletonRecallLoss(_Loss):
     def forward(self, input: torch.Tensor, target: torch.Tensor, tube: torch.Tensor | None = None) -> torch.Tensor:
         """
         Args:
-            input: logits ``(B, N, H, W)`` or ``(B, N, H, W, D)``, ``N >= 2`` (background first).
+            input: logits ``(B, N, H, W)`` or ``(B, N, H, W, D)``: background first and ``N − 1`` foreground
+                classes, or ``N = 1``, the foreground of a binary model (with ``sigmoid`` or ``other_act``).
             target: the label, class indices ``(B, 1, ...)`` with ``to_onehot_y`` or one-hot; read only to
                 compute the tube with ``on_the_fly``.
             tube: the tubed skeleton in the target's format (:class:`~contextloss_monai.transforms.SkeletonTubed`).
 
         Raises:
-            ValueError: a missing tube without ``on_the_fly``, a single-channel input, mismatched shapes,
-                class indices out of range.
+            ValueError: a missing tube without ``on_the_fly``, a one-channel input with ``softmax`` (a softmax of
+                one channel is 1 everywhere), mismatched shapes, class indices out of range.
         """
-        if input.shape[1] < 2:
-            raise ValueError(f"input must have a background and at least one foreground channel, got shape {tuple(input.shape)}.")
+        if input.shape[1] == 1 and self.softmax:
+            raise ValueError(f"input has one channel, got shape {tuple(input.shape)}: a binary model needs sigmoid=True (softmax "
+                             "of one channel is 1 everywhere), or two channels, background first.")
+        first = 1 if input.shape[1] > 1 else 0  # one channel: the foreground itself
         input = input.float()
         if tube is not None:
             tube = prepare_target(input, tube, self.to_onehot_y)
@@ -99,8 +105,8 @@ class SkeletonRecallLoss(_Loss):
             tube = _tube_on_the_fly(prepare_target(input, target, self.to_onehot_y))
         else:
             raise ValueError(_MISSING_TUBE)
-        tube = tube[:, 1:].to(input.dtype)
-        probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, 1:]
+        tube = tube[:, first:].to(input.dtype)
+        probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, first:]
         axes = [0, *range(2, input.dim())] if self.batch else list(range(2, input.dim()))
         recall = ((probs * tube).sum(axes) + self.smooth) / (tube.sum(axes) + self.smooth)
         return reduce_loss(1.0 - recall, self.reduction)
