@@ -100,12 +100,36 @@ def test_the_compound_is_dice_plus_weighted_cross_entropy_plus_cbdice_and_bad_in
     for weight in (-1, float("nan"), float("inf"), "heavy"):  # a NaN weight would train a NaN model
         with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
             DiceCECBDiceLoss(weight=weight)
-    with pytest.raises(ValueError, match="background and at least one foreground"):
-        CBDiceLoss(sigmoid=True)(torch.randn(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="needs sigmoid=True"):
+        CBDiceLoss(softmax=True)(torch.randn(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="class indices"):
         CBDiceLoss(to_onehot_y=True, softmax=True)(logits, label * 3)  # not a silent zero
     with pytest.raises(ValueError, match="spatial size"):
         CBDiceLoss(to_onehot_y=True, softmax=True)(logits, label[..., :16])
+
+
+def test_a_binary_sigmoid_model_gets_the_cbdice_of_its_one_channel():
+    """One channel with sigmoid (a binary model): the same value and gradient as the two-channel softmax whose
+    foreground logit margin is the same (sigmoid(x) = softmax([0, x])[1]); silent in the compound loss."""
+    import warnings
+
+    label = torch.zeros(1, 1, 40, 40)
+    label[..., 12:22, 4:36] = 1  # a thick bar
+    label[..., 30:32, 4:36] = 1  # a thin one
+    logits = 6 * label - 3 + torch.randn(1, 1, 40, 40, generator=torch.Generator().manual_seed(0))
+    one = logits.clone().requires_grad_(True)
+    two = torch.cat([torch.zeros_like(logits), logits], dim=1).requires_grad_(True)
+    value = CBDiceLoss(sigmoid=True)(one, label)
+    reference = CBDiceLoss(to_onehot_y=True, softmax=True)(two, label)
+    torch.testing.assert_close(value, reference)
+    assert 0.0 < value.item() < 1.0
+    value.backward()
+    reference.backward()
+    torch.testing.assert_close(one.grad, two.grad[:, 1:], rtol=1e-4, atol=1e-7)  # softmax([a, b]) depends on b − a only
+    assert one.grad.abs().sum() > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DiceCECBDiceLoss(sigmoid=True)(logits, label)
 
 
 @requires_cuda

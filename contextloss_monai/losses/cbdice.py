@@ -122,17 +122,21 @@ class CBDiceLoss(_Loss):
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            input: logits ``(B, N, H, W)`` or ``(B, N, H, W, D)``, ``N >= 2`` (background first).
+            input: logits ``(B, N, H, W)`` or ``(B, N, H, W, D)``: background first and ``N − 1`` foreground
+                classes, or ``N = 1``, the foreground of a binary model (with ``sigmoid`` or ``other_act``).
             target: class indices ``(B, 1, ...)`` with ``to_onehot_y``, else a binary one-hot target like ``input``.
 
         Raises:
-            ValueError: a single-channel input, mismatched shapes, class indices out of range, a non-binary target.
+            ValueError: a one-channel input with ``softmax`` (1 everywhere), mismatched shapes, class indices out of
+                range, a non-binary target.
         """
-        if input.shape[1] < 2:
-            raise ValueError(f"input must have a background and at least one foreground channel, got shape {tuple(input.shape)}.")
+        if input.shape[1] == 1 and self.softmax:
+            raise ValueError(f"input has one channel, got shape {tuple(input.shape)}: a binary model needs sigmoid=True (softmax "
+                             "of one channel is 1 everywhere), or two channels, background first.")
+        first = 1 if input.shape[1] > 1 else 0  # one channel: the foreground itself
         input = input.float()  # mixed precision: computed in float32
-        label = prepare_target(input, target, self.to_onehot_y)[:, 1:] > 0.5
-        probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, 1:]
+        label = prepare_target(input, target, self.to_onehot_y)[:, first:] > 0.5
+        probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, first:]
         label_skeleton = binary_soft_skeleton_kernel(label, self.iters)
         soft_skel = soft_skeleton(probs, self.iters)
         label_volume, label_radius, label_centreline = radius_weights(label, label_skeleton, label.float(), label_skeleton.float())
