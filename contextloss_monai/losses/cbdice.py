@@ -17,7 +17,7 @@ import torch
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_activation, check_non_negative, check_option, check_positive_int
-from contextloss_monai.losses.pixel import ForegroundDiceCELoss, activate, prepare_target, reduce_loss
+from contextloss_monai.losses.pixel import ForegroundDiceCELoss, activate, first_foreground_channel, prepare_target, reduce_loss
 from contextloss_monai.topology.distance import distance_to_background
 from contextloss_monai.topology.skeleton import binary_soft_skeleton_kernel, soft_skeleton
 
@@ -130,10 +130,7 @@ class CBDiceLoss(_Loss):
             ValueError: a one-channel input with ``softmax`` (1 everywhere), mismatched shapes, class indices out of
                 range, a non-binary target.
         """
-        if input.shape[1] == 1 and self.softmax:
-            raise ValueError(f"input has one channel, got shape {tuple(input.shape)}: a binary model needs sigmoid=True (softmax "
-                             "of one channel is 1 everywhere), or two channels, background first.")
-        first = 1 if input.shape[1] > 1 else 0  # one channel: the foreground itself
+        first = first_foreground_channel(input, self.softmax)
         input = input.float()  # mixed precision: computed in float32
         label = prepare_target(input, target, self.to_onehot_y)[:, first:] > 0.5
         probs = activate(input, self.sigmoid, self.softmax, self.other_act)[:, first:]

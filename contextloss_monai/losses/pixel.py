@@ -13,7 +13,7 @@ from monai.networks import one_hot
 
 from contextloss_monai.checks import check_binary
 
-__all__ = ["ForegroundDiceCELoss", "activate", "pixel_loss", "pixelwise_cross_entropy", "prepare_target", "reduce_loss"]
+__all__ = ["ForegroundDiceCELoss", "activate", "first_foreground_channel", "pixel_loss", "pixelwise_cross_entropy", "prepare_target", "reduce_loss"]
 
 
 class ForegroundDiceCELoss(DiceCELoss):
@@ -39,6 +39,21 @@ class ForegroundDiceCELoss(DiceCELoss):
         if self.one_channel is not None and input.shape[1] == 1:
             return self.one_channel(input, target)
         return super().forward(input, target)
+
+
+def first_foreground_channel(input: torch.Tensor, softmax: bool) -> int:
+    """The first foreground channel of ``input`` ``(B, N, *spatial)``: 1 (channel 0 is the background), or 0 for a
+    one-channel input, the foreground of a binary model.
+
+    Raises:
+        ValueError: a one-channel input with ``softmax`` (a softmax of one channel is 1 everywhere).
+    """
+    if input.shape[1] > 1:
+        return 1
+    if softmax:
+        raise ValueError(f"input has one channel, got shape {tuple(input.shape)}: a binary model needs sigmoid=True (softmax "
+                         "of one channel is 1 everywhere), or two channels, background first.")
+    return 0
 
 
 def pixel_loss(

@@ -15,7 +15,7 @@ from monai.networks import one_hot
 from torch.nn.modules.loss import _Loss
 
 from contextloss_monai.checks import check_activation, check_non_negative, check_option
-from contextloss_monai.losses.pixel import ForegroundDiceCELoss, activate, prepare_target, reduce_loss
+from contextloss_monai.losses.pixel import ForegroundDiceCELoss, activate, first_foreground_channel, prepare_target, reduce_loss
 
 __all__ = ["SkeletonRecallLoss", "DiceCESkeletonRecallLoss"]
 
@@ -94,10 +94,7 @@ class SkeletonRecallLoss(_Loss):
             ValueError: a missing tube without ``on_the_fly``, a one-channel input with ``softmax`` (a softmax of
                 one channel is 1 everywhere), mismatched shapes, class indices out of range.
         """
-        if input.shape[1] == 1 and self.softmax:
-            raise ValueError(f"input has one channel, got shape {tuple(input.shape)}: a binary model needs sigmoid=True (softmax "
-                             "of one channel is 1 everywhere), or two channels, background first.")
-        first = 1 if input.shape[1] > 1 else 0  # one channel: the foreground itself
+        first = first_foreground_channel(input, self.softmax)
         input = input.float()
         if tube is not None:
             tube = prepare_target(input, tube, self.to_onehot_y)
